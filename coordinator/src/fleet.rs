@@ -1,0 +1,386 @@
+//! The fleet: every agent ever seen (persisted in the store) and the live
+//! sessions of the connected ones, through which commands are dispatched.
+//!
+//! A session is one agent stream. At most one session per agent id is live:
+//! a new connection with the same id replaces the old one, which is told why
+//! (`Goodbye`) and closed. Cleanup of a replaced session never touches the
+//! session that replaced it (sessions are told apart by `conn_id`).
+
+use crate::store::{self, AgentRecord, Store};
+use ripcord_engine::Selector;
+use ripcord_proto::v1::{
+    Command, CommandResult, CoordinatorMessage, Goodbye, command, command_result, coordinator_message,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::Status;
+use tracing::{info, warn};
+
+/// What a session's outgoing stream carries.
+pub type Outgoing = Result<CoordinatorMessage, Status>;
+
+/// What an agent declares when it connects.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    pub agent_id: String,
+    pub labels: BTreeMap<String, String>,
+    pub version: String,
+    pub actions: Vec<String>,
+    pub address: String,
+}
+
+/// A live connection handed back to the gRPC layer.
+pub struct Attached {
+    pub conn_id: u64,
+    pub outgoing: mpsc::Receiver<Outgoing>,
+    /// Fires when the session must end (replaced, or coordinator stopping).
+    pub stop: oneshot::Receiver<String>,
+}
+
+struct Session {
+    conn_id: u64,
+    tx: mpsc::Sender<Outgoing>,
+    pending: HashMap<String, oneshot::Sender<command_result::Outcome>>,
+    stop: Option<oneshot::Sender<String>>,
+}
+
+/// Why a command got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    #[error("not connected")]
+    Disconnected,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection lost before the answer")]
+    Lost,
+}
+
+/// One agent's answer to a ping.
+#[derive(Debug, Clone)]
+pub struct PingOutcome {
+    pub agent_id: String,
+    pub result: Result<(command_result::Outcome, Duration), DispatchError>,
+}
+
+pub struct Fleet {
+    store: Store,
+    records: Mutex<BTreeMap<String, AgentRecord>>,
+    sessions: Mutex<HashMap<String, Session>>,
+    next_conn: AtomicU64,
+    next_command: AtomicU64,
+    /// Makes command ids unique across coordinator restarts.
+    epoch: u64,
+    limit: Arc<Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Fleet {
+    /// Loads the fleet from the store. Every agent starts disconnected: the
+    /// connections of a previous coordinator process are gone.
+    pub fn load(store: Store, max_concurrent_commands: usize) -> Result<Self, store::Error> {
+        let mut records = BTreeMap::new();
+        for mut rec in store.agents()? {
+            if rec.connected {
+                rec.connected = false;
+                store.put_agent(&rec)?;
+            }
+            records.insert(rec.agent_id.clone(), rec);
+        }
+        Ok(Self {
+            store,
+            records: Mutex::new(records),
+            sessions: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            next_command: AtomicU64::new(1),
+            epoch: u64::try_from(now_ms()).unwrap_or(0),
+            limit: Arc::new(Semaphore::new(max_concurrent_commands)),
+        })
+    }
+
+    fn persist(&self, rec: &AgentRecord) {
+        if let Err(e) = self.store.put_agent(rec) {
+            warn!(agent = %rec.agent_id, error = %e, "cannot persist fleet record");
+        }
+    }
+
+    /// Registers a new session for `hello.agent_id`, replacing any live one.
+    pub fn attach(&self, hello: Hello, queue: usize) -> Attached {
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, outgoing) = mpsc::channel(queue);
+        let (stop_tx, stop) = oneshot::channel();
+        let session = Session { conn_id, tx, pending: HashMap::new(), stop: Some(stop_tx) };
+        let old = lock(&self.sessions).insert(hello.agent_id.clone(), session);
+        if let Some(mut old) = old {
+            info!(agent = %hello.agent_id, old_conn = old.conn_id, new_conn = conn_id, address = %hello.address,
+                "agent connection replaced by a newer one");
+            if let Some(stop) = old.stop.take() {
+                let _ = stop.send(format!("replaced by a newer connection from {}", hello.address));
+            }
+        }
+        let now = now_ms();
+        let rec = {
+            let mut records = lock(&self.records);
+            let rec = records.entry(hello.agent_id.clone()).or_insert_with(|| AgentRecord::new(hello.agent_id.clone()));
+            if rec.first_seen_unix_ms == 0 {
+                rec.first_seen_unix_ms = now;
+            }
+            rec.labels = hello.labels;
+            rec.version = hello.version;
+            rec.actions = hello.actions;
+            rec.address = hello.address;
+            rec.connected = true;
+            rec.last_seen_unix_ms = now;
+            rec.clone()
+        };
+        self.persist(&rec);
+        info!(agent = %rec.agent_id, conn = conn_id, address = %rec.address, version = %rec.version,
+            labels = ?rec.labels, "agent connected");
+        Attached { conn_id, outgoing, stop }
+    }
+
+    /// Whether `conn_id` is still the live session of `agent_id`.
+    fn is_current(&self, agent_id: &str, conn_id: u64) -> bool {
+        lock(&self.sessions).get(agent_id).is_some_and(|s| s.conn_id == conn_id)
+    }
+
+    /// Records that the agent was heard from.
+    pub fn touch(&self, agent_id: &str, conn_id: u64) {
+        if !self.is_current(agent_id, conn_id) {
+            return;
+        }
+        let rec = {
+            let mut records = lock(&self.records);
+            let Some(rec) = records.get_mut(agent_id) else { return };
+            rec.last_seen_unix_ms = now_ms();
+            rec.clone()
+        };
+        self.persist(&rec);
+    }
+
+    /// Hands a command result to whoever waits for it.
+    pub fn deliver(&self, agent_id: &str, conn_id: u64, result: CommandResult) {
+        let waiter = {
+            let mut sessions = lock(&self.sessions);
+            match sessions.get_mut(agent_id) {
+                Some(s) if s.conn_id == conn_id => s.pending.remove(&result.command_id),
+                _ => None,
+            }
+        };
+        match (waiter, result.outcome) {
+            (Some(w), Some(outcome)) => {
+                let _ = w.send(outcome);
+            }
+            (None, _) => warn!(agent = %agent_id, command = %result.command_id, "result for an unknown command"),
+            (Some(_), None) => warn!(agent = %agent_id, command = %result.command_id, "result without an outcome"),
+        }
+    }
+
+    /// Ends a session. If it was the live one, the agent is marked
+    /// disconnected; a replaced session leaves its successor alone.
+    pub fn detach(&self, agent_id: &str, conn_id: u64, reason: &str) {
+        let removed = {
+            let mut sessions = lock(&self.sessions);
+            match sessions.get(agent_id) {
+                Some(s) if s.conn_id == conn_id => sessions.remove(agent_id),
+                _ => None,
+            }
+        };
+        if removed.is_none() {
+            return;
+        }
+        let rec = {
+            let mut records = lock(&self.records);
+            let Some(rec) = records.get_mut(agent_id) else { return };
+            rec.connected = false;
+            rec.clone()
+        };
+        self.persist(&rec);
+        info!(agent = %agent_id, conn = conn_id, reason, "agent disconnected");
+    }
+
+    /// Asks every live session to end (coordinator shutdown).
+    pub fn close_all(&self, reason: &str) {
+        for s in lock(&self.sessions).values_mut() {
+            if let Some(stop) = s.stop.take() {
+                let _ = stop.send(reason.to_string());
+            }
+        }
+    }
+
+    /// Agents whose labels match, sorted by id.
+    pub fn list(&self, selector: &Selector) -> Vec<AgentRecord> {
+        lock(&self.records).values().filter(|r| selector.matches_map(&r.labels)).cloned().collect()
+    }
+
+    pub fn get(&self, agent_id: &str) -> Option<AgentRecord> {
+        lock(&self.records).get(agent_id).cloned()
+    }
+
+    pub fn connected_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    fn new_command_id(&self, prefix: &str) -> String {
+        format!("{prefix}-{}-{}", self.epoch, self.next_command.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends one command to one agent and waits for its outcome.
+    pub async fn dispatch(
+        &self,
+        agent_id: &str,
+        kind: command::Kind,
+        timeout: Duration,
+    ) -> Result<(command_result::Outcome, Duration), DispatchError> {
+        let _permit = self.limit.acquire().await.map_err(|_| DispatchError::Disconnected)?;
+        let command_id = self.new_command_id("cmd");
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let tx = {
+            let mut sessions = lock(&self.sessions);
+            let session = sessions.get_mut(agent_id).ok_or(DispatchError::Disconnected)?;
+            session.pending.insert(command_id.clone(), answer_tx);
+            session.tx.clone()
+        };
+        let msg = CoordinatorMessage {
+            body: Some(coordinator_message::Body::Command(Command {
+                command_id: command_id.clone(),
+                kind: Some(kind),
+            })),
+        };
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, async {
+            tx.send(Ok(msg)).await.map_err(|_| DispatchError::Lost)?;
+            answer_rx.await.map_err(|_| DispatchError::Lost)
+        })
+        .await;
+        let result = match outcome {
+            Ok(Ok(o)) => Ok((o, started.elapsed())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DispatchError::Timeout(timeout)),
+        };
+        if result.is_err()
+            && let Some(s) = lock(&self.sessions).get_mut(agent_id)
+        {
+            s.pending.remove(&command_id);
+        }
+        result
+    }
+
+    /// Pings each agent in `agent_ids` concurrently (bounded by the fleet's
+    /// concurrency limit). Results come back sorted by agent id.
+    pub async fn ping(self: &Arc<Self>, agent_ids: Vec<String>, timeout: Duration) -> Vec<PingOutcome> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for agent_id in agent_ids {
+            let fleet = Arc::clone(self);
+            tasks.spawn(async move {
+                let result = fleet.dispatch(&agent_id, command::Kind::Ping(Default::default()), timeout).await;
+                PingOutcome { agent_id, result }
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(o) => out.push(o),
+                Err(e) => warn!(error = %e, "ping task failed"),
+            }
+        }
+        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        out
+    }
+
+    /// Sends `Goodbye` on a session's stream (best effort).
+    pub async fn goodbye(tx: &mpsc::Sender<Outgoing>, reason: String) {
+        let msg = CoordinatorMessage { body: Some(coordinator_message::Body::Goodbye(Goodbye { reason })) };
+        let _ = tx.send(Ok(msg)).await;
+    }
+
+    /// A sender for the live session `conn_id`, for acks from the reader.
+    pub fn sender(&self, agent_id: &str, conn_id: u64) -> Option<mpsc::Sender<Outgoing>> {
+        lock(&self.sessions).get(agent_id).filter(|s| s.conn_id == conn_id).map(|s| s.tx.clone())
+    }
+
+    pub fn flush(&self) {
+        if let Err(e) = self.store.flush() {
+            warn!(error = %e, "cannot flush store");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ripcord_proto::v1::Pong;
+
+    fn hello(id: &str, addr: &str) -> Hello {
+        Hello {
+            agent_id: id.into(),
+            labels: [("role".to_string(), "redis".to_string())].into(),
+            version: "t".into(),
+            actions: vec!["noop".into()],
+            address: addr.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn replacement_keeps_the_new_session_and_tells_the_old_why() {
+        let fleet = Arc::new(Fleet::load(Store::temporary().unwrap(), 8).unwrap());
+        let first = fleet.attach(hello("a", "10.0.0.1:1"), 8);
+        let second = fleet.attach(hello("a", "10.0.0.2:1"), 8);
+        let why = first.stop.await.unwrap();
+        assert!(why.contains("10.0.0.2:1"), "{why}");
+        // The old session's cleanup must not disconnect the new one.
+        fleet.detach("a", first.conn_id, "stream ended");
+        assert!(fleet.get("a").unwrap().connected);
+        assert_eq!(fleet.connected_count(), 1);
+        fleet.detach("a", second.conn_id, "stream ended");
+        assert!(!fleet.get("a").unwrap().connected);
+    }
+
+    #[tokio::test]
+    async fn dispatch_reports_disconnected_timeout_and_answer() {
+        let fleet = Arc::new(Fleet::load(Store::temporary().unwrap(), 8).unwrap());
+        let ping = || command::Kind::Ping(Default::default());
+        let e = fleet.dispatch("nobody", ping(), Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(e, DispatchError::Disconnected);
+
+        let mut a = fleet.attach(hello("a", "x"), 8);
+        // Nobody answers: a timeout, not a hang.
+        let e = fleet.dispatch("a", ping(), Duration::from_millis(50)).await.unwrap_err();
+        assert_eq!(e, DispatchError::Timeout(Duration::from_millis(50)));
+        let _ = a.outgoing.recv().await;
+
+        let f2 = Arc::clone(&fleet);
+        let answerer = tokio::spawn(async move {
+            let Some(Ok(CoordinatorMessage { body: Some(coordinator_message::Body::Command(cmd)) })) =
+                a.outgoing.recv().await
+            else {
+                panic!("expected a command");
+            };
+            let outcome = command_result::Outcome::Pong(Pong { agent_version: "t".into() });
+            f2.deliver("a", a.conn_id, CommandResult { command_id: cmd.command_id, outcome: Some(outcome) });
+        });
+        let (outcome, _rtt) = fleet.dispatch("a", ping(), Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(outcome, command_result::Outcome::Pong(_)));
+        answerer.await.unwrap();
+    }
+
+    #[test]
+    fn loading_marks_everyone_disconnected() {
+        let store = Store::temporary().unwrap();
+        let mut rec = AgentRecord::new("a".into());
+        rec.connected = true;
+        store.put_agent(&rec).unwrap();
+        let fleet = Fleet::load(store, 8).unwrap();
+        assert!(!fleet.get("a").unwrap().connected);
+    }
+}

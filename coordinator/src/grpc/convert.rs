@@ -1,0 +1,41 @@
+//! Wire ⇄ domain conversions, and the one mapping from domain errors to
+//! gRPC statuses.
+
+use crate::fleet::{DispatchError, PingOutcome};
+use crate::store::AgentRecord;
+use ripcord_proto::v1::{AgentInfo, PingResult, command_result, ping_result};
+
+pub fn agent_info(r: AgentRecord) -> AgentInfo {
+    AgentInfo {
+        agent_id: r.agent_id,
+        labels: r.labels.into_iter().collect(),
+        version: r.version,
+        actions: r.actions,
+        connected: r.connected,
+        last_seen_unix_ms: r.last_seen_unix_ms,
+        first_seen_unix_ms: r.first_seen_unix_ms,
+        address: r.address,
+    }
+}
+
+pub fn ping_result(o: PingOutcome) -> PingResult {
+    use ping_result::Status as S;
+    let (status, rtt_us, message) = match o.result {
+        Ok((command_result::Outcome::Pong(p), rtt)) => {
+            (S::Ok, u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX), format!("agent version {}", p.agent_version))
+        }
+        Ok((command_result::Outcome::Error(e), rtt)) => {
+            (S::Error, u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX), e.message)
+        }
+        Err(e @ DispatchError::Disconnected) => (S::Disconnected, 0, e.to_string()),
+        Err(e @ DispatchError::Timeout(_)) => (S::Timeout, 0, e.to_string()),
+        Err(e @ DispatchError::Lost) => (S::Disconnected, 0, e.to_string()),
+    };
+    PingResult { agent_id: o.agent_id, status: status as i32, rtt_us, message }
+}
+
+/// Store errors reach callers as `internal` with the message (it names the
+/// record, never a secret).
+pub fn store_status(e: crate::store::Error) -> tonic::Status {
+    tonic::Status::internal(e.to_string())
+}

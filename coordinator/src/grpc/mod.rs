@@ -1,0 +1,7 @@
+//! Everything that knows protobuf: the mTLS listener, caller authorization,
+//! the two services, and the conversions between wire and domain types.
+
+pub mod auth;
+pub mod convert;
+pub mod service;
+pub mod tls;

@@ -1,0 +1,86 @@
+//! ripcord's coordinator: holds the fleet and (soon) every run in sled, and
+//! serves agents and operators over one mTLS gRPC listener.
+//!
+//! [`run`] assembles everything, so that the binary and the tests run the
+//! same code. See `ARCHITECTURE.md` for the map.
+
+pub mod config;
+pub mod fleet;
+pub mod grpc;
+pub mod store;
+
+use config::Config;
+use fleet::Fleet;
+use ripcord_engine::Role;
+use ripcord_proto::v1::{agents_server::AgentsServer, control_server::ControlServer};
+use std::future::Future;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Pki(#[from] ripcord_pki::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot write address file {path}: {source}")]
+    AddressFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("grpc server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Runs the coordinator until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    let own = ripcord_pki::tls::own_certificate(&config.tls, Role::Coordinator)?;
+    if let Some(w) = ripcord_pki::tls::validity_warning(&own) {
+        warn!(cert = %config.tls.cert.display(), "{w}");
+    }
+    let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
+    let store = store::Store::open(&config.data_dir)?;
+    let fleet = Arc::new(Fleet::load(store, config.max_concurrent_commands)?);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+    if let Some(path) = &config.address_file {
+        ripcord_pki::files::write_atomic(path, local.to_string().as_bytes(), 0o644).map_err(|e| match e {
+            ripcord_pki::Error::Write { path, source } => Error::AddressFile { path, source },
+            other => Error::Pki(other),
+        })?;
+    }
+    info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
+        agents = fleet.list(&Default::default()).len(), "coordinator listening");
+
+    let service = grpc::service::Service::new(
+        Arc::clone(&fleet),
+        grpc::service::Settings { heartbeat_interval: config.heartbeat_interval, ping_timeout: config.ping_timeout },
+    );
+    let incoming = grpc::tls::incoming(listener, Arc::clone(&tls.config), config.handshake_timeout);
+
+    // Agent streams never end by themselves: on shutdown, close them first so
+    // the server can drain.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = Arc::clone(&fleet);
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down");
+        closing.close_all("coordinator shutting down");
+        let _ = drained_tx.send(());
+    });
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(config.heartbeat_interval * 2))
+        .http2_keepalive_timeout(Some(config.heartbeat_interval * 2))
+        .layer(grpc::auth::AuthnLayer::new(tls))
+        .add_service(AgentsServer::new(service.clone()))
+        .add_service(ControlServer::new(service))
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = drained_rx.await;
+        })
+        .await?;
+    fleet.flush();
+    info!("coordinator stopped");
+    Ok(())
+}

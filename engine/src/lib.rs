@@ -1,0 +1,19 @@
+//! ripcord's pure core.
+//!
+//! Everything here is deterministic and does no I/O: no network, no disk, no
+//! clock, no randomness. The coordinator and the CLI both build on it (the CLI
+//! for offline `runbook check` and `plan`). Cargo enforces the purity: the
+//! crate depends on std, serde and thiserror only.
+//!
+//! Today it holds the vocabulary the daemons share: who a caller is
+//! ([`auth`]), how agents are selected by labels ([`selector`]) and how
+//! durations are written ([`duration`]).
+
+pub mod auth;
+pub mod catalogue;
+pub mod duration;
+pub mod position;
+pub mod selector;
+
+pub use auth::{Identity, Role};
+pub use selector::Selector;
