@@ -186,7 +186,7 @@ actions = ["redis.ping"]
     #[test]
     fn errors_name_the_place() {
         let table: [(&str, &str); 5] = [
-            (&GOOD.replace("[labels]", "[label]"), "a.toml:10:1: unknown field `label`"),
+            (&GOOD.replace("[labels]", "[label]"), "a.toml:10:2: unknown field `label`"),
             (
                 &GOOD.replace("redis.ping", "redis.pong"),
                 "allow.actions: unknown action \"redis.pong\" (did you mean \"redis.ping\"?)",

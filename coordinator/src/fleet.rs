@@ -67,7 +67,13 @@ pub struct PingOutcome {
 
 pub struct Fleet {
     store: Store,
+    /// What is known of every agent; equal to the store for everything but
+    /// `last_seen` of connected agents, which [`Fleet::checkpoint`] persists.
     records: Mutex<BTreeMap<String, AgentRecord>>,
+    /// Serialises durable record changes (connect, disconnect) so that the
+    /// store and `records` change together, and a change is on disk before
+    /// anyone can read it.
+    durable: Mutex<()>,
     sessions: Mutex<HashMap<String, Session>>,
     next_conn: AtomicU64,
     next_command: AtomicU64,
@@ -100,6 +106,7 @@ impl Fleet {
         Ok(Self {
             store,
             records: Mutex::new(records),
+            durable: Mutex::new(()),
             sessions: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             next_command: AtomicU64::new(1),
@@ -108,10 +115,14 @@ impl Fleet {
         })
     }
 
-    fn persist(&self, rec: &AgentRecord) {
-        if let Err(e) = self.store.put_agent(rec) {
+    /// Writes `rec` to the store and flushes it to disk, then publishes it to
+    /// readers. Connects and disconnects are rare; each is worth an fsync.
+    fn commit(&self, rec: AgentRecord) {
+        let _guard = lock(&self.durable);
+        if let Err(e) = self.store.put_agent(&rec).and_then(|()| self.store.flush()) {
             warn!(agent = %rec.agent_id, error = %e, "cannot persist fleet record");
         }
+        lock(&self.records).insert(rec.agent_id.clone(), rec);
     }
 
     /// Registers a new session for `hello.agent_id`, replacing any live one.
@@ -129,21 +140,17 @@ impl Fleet {
             }
         }
         let now = now_ms();
-        let rec = {
-            let mut records = lock(&self.records);
-            let rec = records.entry(hello.agent_id.clone()).or_insert_with(|| AgentRecord::new(hello.agent_id.clone()));
-            if rec.first_seen_unix_ms == 0 {
-                rec.first_seen_unix_ms = now;
-            }
-            rec.labels = hello.labels;
-            rec.version = hello.version;
-            rec.actions = hello.actions;
-            rec.address = hello.address;
-            rec.connected = true;
-            rec.last_seen_unix_ms = now;
-            rec.clone()
-        };
-        self.persist(&rec);
+        let mut rec = self.get(&hello.agent_id).unwrap_or_else(|| AgentRecord::new(hello.agent_id.clone()));
+        if rec.first_seen_unix_ms == 0 {
+            rec.first_seen_unix_ms = now;
+        }
+        rec.labels = hello.labels;
+        rec.version = hello.version;
+        rec.actions = hello.actions;
+        rec.address = hello.address;
+        rec.connected = true;
+        rec.last_seen_unix_ms = now;
+        self.commit(rec.clone());
         info!(agent = %rec.agent_id, conn = conn_id, address = %rec.address, version = %rec.version,
             labels = ?rec.labels, "agent connected");
         Attached { conn_id, outgoing, stop }
@@ -154,18 +161,26 @@ impl Fleet {
         lock(&self.sessions).get(agent_id).is_some_and(|s| s.conn_id == conn_id)
     }
 
-    /// Records that the agent was heard from.
+    /// Records that the agent was heard from (in memory; see [`Fleet::checkpoint`]).
     pub fn touch(&self, agent_id: &str, conn_id: u64) {
         if !self.is_current(agent_id, conn_id) {
             return;
         }
-        let rec = {
-            let mut records = lock(&self.records);
-            let Some(rec) = records.get_mut(agent_id) else { return };
+        if let Some(rec) = lock(&self.records).get_mut(agent_id) {
             rec.last_seen_unix_ms = now_ms();
-            rec.clone()
-        };
-        self.persist(&rec);
+        }
+    }
+
+    /// Persists `last_seen` of connected agents (called periodically; sled
+    /// flushes it in the background).
+    pub fn checkpoint(&self) {
+        let _guard = lock(&self.durable);
+        let connected: Vec<AgentRecord> = lock(&self.records).values().filter(|r| r.connected).cloned().collect();
+        for rec in connected {
+            if let Err(e) = self.store.put_agent(&rec) {
+                warn!(agent = %rec.agent_id, error = %e, "cannot persist fleet record");
+            }
+        }
     }
 
     /// Hands a command result to whoever waits for it.
@@ -199,13 +214,19 @@ impl Fleet {
         if removed.is_none() {
             return;
         }
-        let rec = {
-            let mut records = lock(&self.records);
-            let Some(rec) = records.get_mut(agent_id) else { return };
-            rec.connected = false;
-            rec.clone()
-        };
-        self.persist(&rec);
+        let Some(mut rec) = self.get(agent_id) else { return };
+        rec.connected = false;
+        {
+            let _guard = lock(&self.durable);
+            // A new session may have attached since; it owns the record now.
+            if lock(&self.sessions).contains_key(agent_id) {
+                return;
+            }
+            if let Err(e) = self.store.put_agent(&rec).and_then(|()| self.store.flush()) {
+                warn!(agent = %agent_id, error = %e, "cannot persist fleet record");
+            }
+            lock(&self.records).insert(agent_id.to_string(), rec);
+        }
         info!(agent = %agent_id, conn = conn_id, reason, "agent disconnected");
     }
 

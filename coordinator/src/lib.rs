@@ -60,6 +60,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     );
     let incoming = grpc::tls::incoming(listener, Arc::clone(&tls.config), config.handshake_timeout);
 
+    let checkpointing = Arc::clone(&fleet);
+    let checkpoints = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            checkpointing.checkpoint();
+        }
+    });
+
     // Agent streams never end by themselves: on shutdown, close them first so
     // the server can drain.
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
@@ -80,6 +89,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             let _ = drained_rx.await;
         })
         .await?;
+    checkpoints.abort();
+    fleet.checkpoint();
     fleet.flush();
     info!("coordinator stopped");
     Ok(())

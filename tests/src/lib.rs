@@ -1,1 +1,353 @@
-//! placeholder
+//! The harness for ripcord's integration tests and benchmarks: real
+//! processes, certificates made per test, a temp dir each, port 0, a log
+//! file per process, readiness by polling, processes killed on drop.
+//!
+//! ```no_run
+//! let cluster = ripcord_tests::Cluster::start(&[ripcord_tests::AgentSpec::new("cache-1").label("role", "redis")]);
+//! let out = cluster.cli("alice", &["agents", "--json"]);
+//! ```
+
+use ripcord_engine::Role;
+use ripcord_pki::issue::{Request, Validity};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long [`eventually`] waits, from `RIPCORD_TEST_TIMEOUT_SECS` (default 30).
+pub fn patience() -> Duration {
+    let secs = std::env::var("RIPCORD_TEST_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
+/// Polls `f` until it returns `Some`, or panics after [`patience`] with
+/// `what` and the last value seen.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + patience();
+    loop {
+        let last = match f() {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; last: {last}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The directory holding the workspace's binaries (`target/debug` for tests,
+/// `target/release` for benches), found from the running test executable.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RIPCORD_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    for b in ["ripcord", "ripcord-coordinator", "ripcord-agent"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: build the binaries first (`cargo build --workspace`, or scripts/test does it)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A CA and the certificates issued from it, in one directory.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Self {
+        ripcord_pki::files::init(dir, "ripcord test CA", Validity::days_from_now(2), false).expect("init CA");
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// Issues NAME.crt/NAME.key for `role`, valid now.
+    pub fn issue(&self, name: &str, role: Role) {
+        self.issue_with(name, role, Validity::days_from_now(1));
+    }
+
+    pub fn issue_with(&self, name: &str, role: Role, validity: Validity) {
+        let req = Request { name: name.into(), role, sans: vec![], validity };
+        ripcord_pki::files::issue(&self.dir, &req, true).expect("issue certificate");
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.crt"))
+    }
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key"))
+    }
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Self {
+        let out = fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null());
+        cmd.env("RIPCORD_LOG", "info,ripcord_coordinator=debug,ripcord_agent=debug");
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name: name.to_string(), child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal by name (STOP, CONT, TERM) with `kill(1)`.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(ok.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Whether the process has exited, with its status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("----- last lines of {} ({}) -----", self.name, self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// An agent to start: id, labels, allowed actions, optional certificate name
+/// (defaults to the id).
+#[derive(Clone, Debug)]
+pub struct AgentSpec {
+    pub id: String,
+    pub cert_name: String,
+    pub labels: Vec<(String, String)>,
+    pub actions: Vec<String>,
+}
+
+impl AgentSpec {
+    pub fn new(id: &str) -> Self {
+        Self { id: id.into(), cert_name: id.into(), labels: vec![], actions: vec!["redis.ping".into()] }
+    }
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.labels.push((k.into(), v.into()));
+        self
+    }
+    /// Use another identity's certificate (to test impersonation).
+    pub fn cert(mut self, name: &str) -> Self {
+        self.cert_name = name.into();
+        self
+    }
+}
+
+/// A coordinator with its certificates, agents and operators, in a temp dir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub coordinator: Proc,
+    pub addr: String,
+    pub agents: Vec<Proc>,
+}
+
+pub const OPERATOR: &str = "alice";
+pub const VIEWER: &str = "val";
+
+impl Cluster {
+    /// Starts a coordinator (with operator `alice` and viewer `val`) and the
+    /// given agents, and waits until every agent is connected.
+    pub fn start(agents: &[AgentSpec]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::new(&dir.path().join("pki"));
+        pki.issue("coordinator", Role::Coordinator);
+        pki.issue(OPERATOR, Role::Operator);
+        pki.issue(VIEWER, Role::Viewer);
+        let (coordinator, addr) = start_coordinator(dir.path(), &pki, "127.0.0.1:0");
+        let mut cluster = Self { dir, pki, coordinator, addr, agents: vec![] };
+        cluster.wait_ready();
+        for spec in agents {
+            cluster.start_agent(spec);
+        }
+        for spec in agents {
+            cluster.wait_connected(&spec.id);
+        }
+        cluster
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Writes an agent config and starts the agent (does not wait).
+    pub fn start_agent(&mut self, spec: &AgentSpec) -> usize {
+        if !self.pki.cert(&spec.cert_name).exists() {
+            self.pki.issue(&spec.cert_name, Role::Agent);
+        }
+        let n = self.agents.len();
+        let cfg = self.path().join(format!("agent-{n}-{}.toml", spec.id));
+        let labels: String = spec.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
+        let actions: Vec<String> = spec.actions.iter().map(|a| format!("\"{a}\"")).collect();
+        let text = format!(
+            "id = \"{id}\"\ncoordinator = \"{url}\"\nserver_name = \"localhost\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[labels]\n{labels}\n[allow]\nactions = [{actions}]\n\n[reconnect]\nmin = \"50ms\"\nmax = \"1s\"\n",
+            id = spec.id,
+            url = self.url(),
+            ca = self.pki.ca().display(),
+            cert = self.pki.cert(&spec.cert_name).display(),
+            key = self.pki.key(&spec.cert_name).display(),
+            actions = actions.join(", "),
+        );
+        fs::write(&cfg, text).expect("agent config");
+        let mut cmd = Command::new(bin("ripcord-agent"));
+        cmd.arg("--config").arg(&cfg);
+        let log = self.path().join(format!("agent-{n}-{}.log", spec.id));
+        self.agents.push(Proc::spawn(&format!("agent {}", spec.id), cmd, log));
+        n
+    }
+
+    /// Runs the CLI as `identity` (its certificate from the test CA), with
+    /// a clean environment and a HOME of its own.
+    pub fn cli(&self, identity: &str, args: &[&str]) -> Output {
+        let mut cmd = self.bare_cli();
+        cmd.arg("--coordinator")
+            .arg(self.url())
+            .arg("--server-name")
+            .arg("localhost")
+            .arg("--ca")
+            .arg(self.pki.ca())
+            .arg("--cert")
+            .arg(self.pki.cert(identity))
+            .arg("--key")
+            .arg(self.pki.key(identity))
+            .args(args);
+        cmd.output().expect("run ripcord")
+    }
+
+    /// The CLI with no connection flags, HOME in the test dir, no RIPCORD_*.
+    pub fn bare_cli(&self) -> Command {
+        bare_cli(self.path())
+    }
+
+    /// Lists the fleet as JSON through the CLI.
+    pub fn agents_json(&self) -> Result<Vec<serde_json::Value>, String> {
+        let out = self.cli(OPERATOR, &["agents", "--json"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        v.as_array().cloned().ok_or_else(|| "not an array".to_string())
+    }
+
+    pub fn agent_json(&self, id: &str) -> Result<serde_json::Value, String> {
+        self.agents_json()?.into_iter().find(|a| a["agent_id"] == id).ok_or_else(|| format!("agent {id} not listed"))
+    }
+
+    pub fn wait_ready(&self) {
+        eventually("coordinator to answer", || {
+            let out = self.cli(OPERATOR, &["status"]);
+            if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+        });
+    }
+
+    pub fn wait_connected(&self, id: &str) {
+        eventually(&format!("agent {id} to be connected"), || {
+            let a = self.agent_json(id)?;
+            if a["connected"] == true { Ok(()) } else { Err(format!("{a}")) }
+        });
+    }
+
+    /// SIGKILLs the coordinator and starts it again on the same address and
+    /// data directory.
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator.kill();
+        let (proc_, addr) = start_coordinator(self.path(), &self.pki, &self.addr);
+        self.coordinator = proc_;
+        assert_eq!(addr, self.addr);
+        self.wait_ready();
+    }
+}
+
+/// The CLI with HOME set to `home` and no inherited ripcord settings.
+pub fn bare_cli(home: &Path) -> Command {
+    let mut cmd = Command::new(bin("ripcord"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RIPCORD_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env_remove("XDG_CONFIG_HOME").env("HOME", home);
+    cmd
+}
+
+/// Writes a coordinator config in `dir` and starts it; returns the process
+/// and its bound address once it has written it.
+pub fn start_coordinator(dir: &Path, pki: &Pki, listen: &str) -> (Proc, String) {
+    let addr_file = dir.join("coordinator.addr");
+    let _ = fs::remove_file(&addr_file);
+    let cfg = dir.join("coordinator.toml");
+    let text = format!(
+        "listen = \"{listen}\"\ndata_dir = \"{data}\"\naddress_file = \"{addr}\"\nheartbeat_interval = \"500ms\"\nping_timeout = \"3s\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+        data = dir.join("data").display(),
+        addr = addr_file.display(),
+        ca = pki.ca().display(),
+        cert = pki.cert("coordinator").display(),
+        key = pki.key("coordinator").display(),
+    );
+    fs::write(&cfg, text).expect("coordinator config");
+    let mut cmd = Command::new(bin("ripcord-coordinator"));
+    cmd.arg("--config").arg(&cfg);
+    let n = fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-")).count()
+        })
+        .unwrap_or(0);
+    let mut p = Proc::spawn("coordinator", cmd, dir.join(format!("coordinator-{n}.log")));
+    let addr = eventually("coordinator to write its address", || {
+        if let Some(status) = p.exited() {
+            return Ok(Err(format!("coordinator exited with {status}: {}", p.log_text())));
+        }
+        fs::read_to_string(&addr_file).map(Ok).map_err(|e| e.to_string())
+    });
+    match addr {
+        Ok(a) => (p, a),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// stdout and stderr of `out`, for assertions and messages.
+pub fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -1,0 +1,7 @@
+//! ripcord's end-to-end tests: real coordinator, agent and CLI processes,
+//! certificates made per test. One test binary; see `ripcord_tests` for the
+//! harness.
+
+mod auth;
+mod config;
+mod fleet;
