@@ -12,17 +12,6 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn table() {
-        let text = "ab\ncdé\nf";
-        for (offset, expect) in [(0, (1, 1)), (2, (1, 3)), (3, (2, 1)), (7, (2, 4)), (8, (3, 1)), (99, (3, 2))] {
-            assert_eq!(super::line_col(text, offset), expect, "offset {offset}");
-        }
-    }
-}
-
 /// `FILE:LINE:COL: message` for byte `offset` of `text`, or `FILE: message`
 /// when the position is unknown.
 pub fn located(path: &std::path::Path, text: &str, offset: Option<usize>, message: &str) -> String {
@@ -32,5 +21,16 @@ pub fn located(path: &std::path::Path, text: &str, offset: Option<usize>, messag
             format!("{}:{line}:{col}: {message}", path.display())
         }
         None => format!("{}: {message}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table() {
+        let text = "ab\ncdé\nf";
+        for (offset, expect) in [(0, (1, 1)), (2, (1, 3)), (3, (2, 1)), (7, (2, 4)), (8, (3, 1)), (99, (3, 2))] {
+            assert_eq!(super::line_col(text, offset), expect, "offset {offset}");
+        }
     }
 }
