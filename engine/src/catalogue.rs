@@ -71,7 +71,11 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
     let limit = (input.chars().count() / 3).max(2);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(input, c), c))
+        .map(|c| {
+            // A prefix ("snapshot" for "snapshot_id") is as good as one typo.
+            let prefix = input.len() >= 3 && (c.starts_with(input) || input.starts_with(c));
+            (if prefix { 1 } else { edit_distance(input, c) }, c)
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

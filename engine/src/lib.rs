@@ -9,11 +9,18 @@
 //! ([`auth`]), how agents are selected by labels ([`selector`]) and how
 //! durations are written ([`duration`]).
 
+pub mod actions;
 pub mod auth;
 pub mod catalogue;
+pub mod check;
+pub mod clock;
 pub mod duration;
 pub mod position;
+pub mod runbook;
 pub mod selector;
+pub mod template;
+pub mod value;
+pub mod yaml;
 
 pub use auth::{Identity, Role};
 pub use selector::Selector;

@@ -1,0 +1,300 @@
+//! Whole-runbook checks: the `needs` graph (missing steps, cycles), failure
+//! handlers, and every template reference (a reference to a missing param,
+//! step or output is an error here, not a surprise at 3 a.m.).
+
+use crate::actions;
+use crate::catalogue;
+use crate::runbook::{Diagnostic, OnFailure, Runbook, Step, load_partial};
+use crate::template::{self, Ref};
+use crate::yaml::{Kind, Node, Pos};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Loads and checks a runbook: every problem, sorted by position.
+pub fn check(text: &str) -> Result<Runbook, Vec<Diagnostic>> {
+    let (rb, mut diags) = load_partial(text)?;
+    diags.extend(check_loaded(&rb));
+    diags.sort_by_key(|d| d.pos);
+    diags.dedup();
+    if diags.is_empty() { Ok(rb) } else { Err(diags) }
+}
+
+/// The checks that need the whole runbook.
+pub fn check_loaded(rb: &Runbook) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let ids: Vec<&str> = rb.steps.iter().map(|s| s.id.as_str()).chain(rb.broken.iter().map(String::as_str)).collect();
+    let handlers: BTreeSet<&str> = rb.handlers().into_iter().collect();
+
+    for step in &rb.steps {
+        for (need, pos) in &step.needs {
+            if need == &step.id {
+                diags.push(Diagnostic::new(*pos, format!("step \"{}\" needs itself", step.id)));
+            } else if !ids.contains(&need.as_str()) {
+                diags.push(Diagnostic::new(*pos, format!("needs \"{need}\": no such step{}", suggest(need, &ids))));
+            } else if handlers.contains(need.as_str()) {
+                diags.push(Diagnostic::new(
+                    *pos,
+                    format!("needs \"{need}\": it is a failure handler (named in on_failure) and only runs on failure"),
+                ));
+            }
+        }
+        if let OnFailure::Run(targets) = &step.on_failure {
+            for t in targets {
+                if !ids.contains(&t.as_str()) {
+                    diags.push(Diagnostic::new(
+                        step.on_failure_pos,
+                        format!("on_failure runs \"{t}\": no such step{}", suggest(t, &ids)),
+                    ));
+                }
+            }
+        }
+        if handlers.contains(step.id.as_str()) && !step.needs.is_empty() {
+            diags.push(Diagnostic::new(
+                step.needs[0].1,
+                format!("step \"{}\" is a failure handler (named in on_failure); it cannot have needs", step.id),
+            ));
+        }
+    }
+    if let Some(cycle) = find_cycle(rb) {
+        let first = rb.step(&cycle[0]).map_or(Pos::default(), |s| s.pos);
+        diags.push(Diagnostic::new(first, format!("steps form a cycle: {}", cycle.join(" → "))));
+    }
+
+    let ancestors = ancestors(rb);
+    for step in &rb.steps {
+        let mut strings = Vec::new();
+        collect_strings(&step.with, &mut strings);
+        if let Some((cond, pos)) = &step.when {
+            for part in cond.parts() {
+                strings.push((part.to_string(), *pos));
+            }
+        }
+        for (s, pos) in strings {
+            check_template(rb, step, &s, pos, ancestors.get(step.id.as_str()), &mut diags);
+        }
+    }
+    diags.sort_by_key(|d| d.pos);
+    diags.dedup();
+    diags
+}
+
+fn suggest(name: &str, ids: &[&str]) -> String {
+    catalogue::closest(name, ids.iter().copied()).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
+}
+
+fn collect_strings(n: &Node, out: &mut Vec<(String, Pos)>) {
+    match &n.kind {
+        Kind::Str(s) => out.push((s.clone(), n.pos)),
+        Kind::Seq(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Kind::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+fn check_template(
+    rb: &Runbook,
+    step: &Step,
+    s: &str,
+    pos: Pos,
+    ancestors: Option<&BTreeSet<String>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if !s.contains("{{") {
+        return;
+    }
+    let refs = match template::parse(s) {
+        Ok(_) => template::refs(s),
+        Err((_, e)) => {
+            diags.push(Diagnostic::new(pos, e));
+            return;
+        }
+    };
+    for (r, _) in refs {
+        match &r {
+            Ref::Param(p) if rb.param(p).is_none() => {
+                let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
+                diags.push(Diagnostic::new(pos, format!("{{{{ {r} }}}}: no param \"{p}\"{}", suggest(p, &names))));
+            }
+            Ref::Output { step: other, output } => {
+                let Some(src) = rb.step(other) else {
+                    if rb.broken.contains(other) {
+                        continue;
+                    }
+                    let ids: Vec<&str> = rb.steps.iter().map(|s| s.id.as_str()).collect();
+                    diags.push(Diagnostic::new(
+                        pos,
+                        format!("{{{{ {r} }}}}: no step \"{other}\"{}", suggest(other, &ids)),
+                    ));
+                    continue;
+                };
+                let outs = actions::outputs(&src.action);
+                if !outs.contains(&output.as_str()) {
+                    let list = if outs.is_empty() { "none".to_string() } else { outs.join(", ") };
+                    diags.push(Diagnostic::new(
+                        pos,
+                        format!(
+                            "{{{{ {r} }}}}: {} does not output \"{output}\"{} (it outputs: {list})",
+                            src.action,
+                            suggest(output, outs)
+                        ),
+                    ));
+                } else if !ancestors.is_some_and(|a| a.contains(other)) {
+                    diags.push(Diagnostic::new(
+                        pos,
+                        format!(
+                            "{{{{ {r} }}}}: step \"{}\" may run before \"{other}\" has finished; add \"{other}\" to its needs",
+                            step.id
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Transitive `needs` of every step (ignoring unknown names).
+pub fn ancestors(rb: &Runbook) -> BTreeMap<&str, BTreeSet<String>> {
+    let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for step in &rb.steps {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&str> = step.needs.iter().map(|(n, _)| n.as_str()).collect();
+        while let Some(n) = stack.pop() {
+            if seen.insert(n.to_string())
+                && let Some(s) = rb.step(n)
+            {
+                stack.extend(s.needs.iter().map(|(x, _)| x.as_str()));
+            }
+        }
+        out.insert(&step.id, seen);
+    }
+    out
+}
+
+/// A cycle in `needs`, as step ids with the first repeated at the end.
+pub fn find_cycle(rb: &Runbook) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks: BTreeMap<&str, Mark> = rb.steps.iter().map(|s| (s.id.as_str(), Mark::New)).collect();
+    fn visit<'a>(
+        rb: &'a Runbook,
+        id: &'a str,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        match marks.get(id) {
+            Some(Mark::Done) | None => return None,
+            Some(Mark::Active) => {
+                let start = path.iter().position(|p| *p == id).unwrap_or(0);
+                let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+                cycle.push(id.to_string());
+                return Some(cycle);
+            }
+            Some(Mark::New) => {}
+        }
+        marks.insert(id, Mark::Active);
+        path.push(id);
+        if let Some(step) = rb.step(id) {
+            for (n, _) in &step.needs {
+                if let Some(c) = visit(rb, n, marks, path) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        marks.insert(id, Mark::Done);
+        None
+    }
+    for s in &rb.steps {
+        if let Some(c) = visit(rb, &s.id, &mut marks, &mut Vec::new()) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match check(text) {
+            Ok(_) => vec![],
+            Err(d) => d.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    const HEAD: &str = "id: t\ntitle: T\nparams:\n  cluster: { required: true }\nsteps:\n";
+
+    /// Each error class with its exact position.
+    #[test]
+    fn error_classes_with_positions() {
+        let table: &[(&str, &str)] = &[
+            (
+                "  - id: a\n    action: atlas.pitr_restor\n",
+                "7:13: unknown action \"atlas.pitr_restor\" (did you mean \"atlas.pitr_restore\"?)",
+            ),
+            ("  - id: a\n    action: noop\n    neds: [b]\n", "8:5: unknown field `neds` (did you mean `needs`?)"),
+            (
+                "  - id: a\n    action: http.check\n    with: { url: x, expect_status: two }\n",
+                "8:36: invalid type: string \"two\", expected u16",
+            ),
+            (
+                "  - id: a\n    action: noop\n    needs: [b]\n  - id: b\n    action: noop\n    needs: [a]\n",
+                "6:5: steps form a cycle: a → b → a",
+            ),
+            (
+                "  - id: a\n    action: noop\n    needs: [bb]\n  - id: b\n    action: noop\n",
+                "8:13: needs \"bb\": no such step (did you mean \"b\"?)",
+            ),
+            (
+                "  - id: a\n    action: notify\n    with: { webhook: x, text: \"{{ params.clustr }}\" }\n",
+                "8:31: {{ params.clustr }}: no param \"clustr\" (did you mean \"cluster\"?)",
+            ),
+            (
+                "  - id: a\n    action: notify\n    with: { webhook: x, text: \"{{ steps.b.name }}\" }\n",
+                "8:31: {{ steps.b.name }}: no step \"b\"",
+            ),
+            (
+                "  - id: a\n    action: atlas.take_snapshot\n    with: { project: p, cluster: c }\n  - id: b\n    needs: [a]\n    action: notify\n    with: { webhook: x, text: \"{{ steps.a.snapshot }}\" }\n",
+                "12:31: {{ steps.a.snapshot }}: atlas.take_snapshot does not output \"snapshot\" (did you mean \"snapshot_id\"?)",
+            ),
+            (
+                "  - id: a\n    action: atlas.take_snapshot\n    with: { project: p, cluster: c }\n  - id: b\n    action: notify\n    with: { webhook: x, text: \"{{ steps.a.snapshot_id }}\" }\n",
+                "11:31: {{ steps.a.snapshot_id }}: step \"b\" may run before \"a\" has finished; add \"a\" to its needs",
+            ),
+            ("  - id: a\n    action: noop\n    budget: 5 min\n", "8:13: bad duration \"5 min\""),
+            (
+                "  - id: a\n    action: redis.ping\n    with: { instance: cache }\n",
+                "6:5: step \"a\": action redis.ping runs on an agent and needs a target",
+            ),
+            (
+                "  - id: a\n    action: noop\n    on_failure: [cleanup]\n",
+                "8:17: on_failure runs \"cleanup\": no such step",
+            ),
+        ];
+        for (steps, expect) in table {
+            let errs = errors(&format!("{HEAD}{steps}"));
+            assert!(errs.iter().any(|e| e.starts_with(expect)), "expected {expect:?} in {errs:#?}");
+        }
+    }
+
+    #[test]
+    fn all_errors_are_reported_not_just_the_first() {
+        let errs = errors(&format!(
+            "{HEAD}  - id: a\n    action: nope\n  - id: b\n    action: noop\n    budget: soon\n  - id: c\n    action: noop\n    needs: [zz]\n"
+        ));
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+    }
+
+    #[test]
+    fn a_good_runbook_passes() {
+        let text = format!(
+            "{HEAD}  - id: snap\n    action: atlas.take_snapshot\n    with: {{ project: p, cluster: \"{{{{ params.cluster }}}}\" }}\n    budget: 2m\n  - id: tell\n    needs: [snap]\n    action: notify\n    with: {{ webhook: x, text: \"snapshot {{{{ steps.snap.snapshot_id }}}} of {{{{ run.short_id }}}}\" }}\n    on_failure: [cleanup]\n  - id: cleanup\n    action: noop\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,507 @@
+//! The runbook model and its loader.
+//!
+//! A runbook is YAML: `id`, `title`, `description`, `rto`, `rpo`, `params`
+//! and `steps`. Loading never stops at the first problem: every problem is
+//! collected as a [`Diagnostic`] with its line and column, so `ripcord
+//! runbook check` can show them all at once. `check.rs` adds the checks that
+//! need the whole runbook (DAG, templates).
+
+use crate::actions;
+use crate::catalogue;
+use crate::duration;
+use crate::selector::Selector;
+use crate::template::Condition;
+use crate::value::Value;
+use crate::yaml::{self, Kind, Node, Pos};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A problem in a runbook, at a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+impl Diagnostic {
+    pub fn new(pos: Pos, message: impl Into<String>) -> Self {
+        Self { pos, message: message.into() }
+    }
+}
+
+impl From<yaml::Error> for Diagnostic {
+    fn from(e: yaml::Error) -> Self {
+        Diagnostic { pos: e.pos.unwrap_or_default(), message: e.message }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runbook {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub rto: Option<Duration>,
+    pub rpo: Option<Duration>,
+    pub params: Vec<Param>,
+    pub steps: Vec<Step>,
+    /// Ids of steps that did not load (only while checking a broken runbook).
+    pub broken: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Int,
+    Bool,
+    Duration,
+    /// A point in time: RFC 3339, `incident`, or `incident-5m` (relative to
+    /// the declared incident time).
+    Time,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub pos: Pos,
+    pub ty: ParamType,
+    pub required: bool,
+    pub default: Option<Value>,
+    /// Never shown in output, events, logs or reports.
+    pub secret: bool,
+    pub description: String,
+}
+
+/// Which agents an agent step runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub selector: Selector,
+    /// All matching agents (true) or exactly one (false: the step fails if
+    /// more than one matches).
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Total attempts, including the first.
+    pub attempts: u32,
+    /// Wait before each retry.
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 1, backoff: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// The run fails (default).
+    #[default]
+    Stop,
+    /// The failure is tolerated; steps that need this one are skipped.
+    Continue,
+    /// These handler steps run, then the run fails.
+    Run(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: String,
+    pub pos: Pos,
+    pub title: String,
+    pub action: String,
+    pub action_pos: Pos,
+    /// The `with:` arguments as written (templates unresolved).
+    pub with: Node,
+    pub needs: Vec<(String, Pos)>,
+    pub when: Option<(Condition, Pos)>,
+    pub target: Option<Target>,
+    pub budget: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retry: Retry,
+    pub on_failure: OnFailure,
+    pub on_failure_pos: Pos,
+    pub after: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunbook {
+    id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    rto: Option<String>,
+    #[serde(default)]
+    rpo: Option<String>,
+    #[serde(default, rename = "params")]
+    _params: Option<BTreeMap<String, IgnoredAny>>,
+    #[serde(rename = "steps")]
+    _steps: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    #[serde(default, rename = "type")]
+    ty: Option<ParamType>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default, rename = "default")]
+    _default: Option<IgnoredAny>,
+    #[serde(default)]
+    secret: bool,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: String,
+    #[serde(default)]
+    title: String,
+    action: String,
+    #[serde(default, rename = "with")]
+    _with: Option<IgnoredAny>,
+    #[serde(default)]
+    needs: Vec<String>,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default)]
+    target: Option<RawTarget>,
+    #[serde(default)]
+    budget: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    retry: Option<RawRetry>,
+    #[serde(default)]
+    on_failure: Option<RawOnFailure>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTarget {
+    Selector(String),
+    Full(RawTargetFull),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargetFull {
+    selector: String,
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    attempts: u32,
+    #[serde(default)]
+    backoff: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOnFailure {
+    Word(String),
+    Steps(Vec<String>),
+    Run { run: Vec<String> },
+}
+
+const STEP_ID_HINT: &str = "step ids are letters, digits, '-' and '_'";
+
+/// Parses and loads a runbook. `Err` holds every problem found; `check`
+/// then adds whole-runbook checks.
+pub fn load(text: &str) -> Result<Runbook, Vec<Diagnostic>> {
+    let (rb, diags) = load_partial(text)?;
+    if diags.is_empty() { Ok(rb) } else { Err(diags) }
+}
+
+/// What could be loaded, with the problems found. Steps that failed to load
+/// are left out, but their ids are in `Runbook::broken`.
+pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let root = yaml::parse(text).map_err(|e| vec![Diagnostic::from(e)])?;
+    let mut diags = Vec::new();
+    if !matches!(root.kind, Kind::Map(_)) {
+        return Err(vec![Diagnostic::new(root.pos, "a runbook is a mapping with id, title, params and steps")]);
+    }
+    let raw: RawRunbook = match yaml::from_node(&root, false) {
+        Ok(r) => r,
+        Err(e) => return Err(vec![e.into()]),
+    };
+    let dur = |field: &str, v: &Option<String>, diags: &mut Vec<Diagnostic>| -> Option<Duration> {
+        let s = v.as_ref()?;
+        let pos = root.get(field).map_or(root.pos, |n| n.pos);
+        duration::parse(s).map_err(|e| diags.push(Diagnostic::new(pos, e.to_string()))).ok()
+    };
+    let rto = dur("rto", &raw.rto, &mut diags);
+    let rpo = dur("rpo", &raw.rpo, &mut diags);
+    if crate::auth::validate_name(&raw.id).is_err() {
+        let pos = root.get("id").map_or(root.pos, |n| n.pos);
+        diags.push(Diagnostic::new(pos, format!("runbook id \"{}\": use letters, digits, '-', '_' and '.'", raw.id)));
+    }
+
+    let mut params = Vec::new();
+    if let Some(Node { kind: Kind::Map(pairs), .. }) = root.get("params") {
+        for (k, v) in pairs {
+            let name = k.as_str().unwrap_or_default().to_string();
+            match load_param(&name, k.pos, v) {
+                Ok(p) => params.push(p),
+                Err(mut d) => diags.append(&mut d),
+            }
+        }
+    }
+
+    let mut steps: Vec<Step> = Vec::new();
+    let mut broken = Vec::new();
+    if let Some(Node { kind: Kind::Seq(items), .. }) = root.get("steps") {
+        for item in items {
+            match load_step(item) {
+                Ok(s) => {
+                    if let Some(prev) = steps.iter().find(|p| p.id == s.id) {
+                        diags.push(Diagnostic::new(
+                            s.pos,
+                            format!("duplicate step id \"{}\" (first at {})", s.id, prev.pos),
+                        ));
+                    } else {
+                        steps.push(s);
+                    }
+                }
+                Err(mut d) => {
+                    if let Some(id) = item.get("id").and_then(Node::as_str) {
+                        broken.push(id.to_string());
+                    }
+                    diags.append(&mut d);
+                }
+            }
+        }
+    }
+    if steps.is_empty() && diags.is_empty() {
+        let pos = root.get("steps").map_or(root.pos, |n| n.pos);
+        diags.push(Diagnostic::new(pos, "a runbook needs at least one step"));
+    }
+    diags.sort_by_key(|d| d.pos);
+    Ok((Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, broken }, diags))
+}
+
+fn load_param(name: &str, pos: Pos, node: &Node) -> Result<Param, Vec<Diagnostic>> {
+    let raw: RawParam = yaml::from_node(node, false).map_err(|e| vec![e.into()])?;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+        return Err(vec![Diagnostic::new(pos, format!("param name \"{name}\": use letters, digits and '_'"))]);
+    }
+    let default_node = node.get("default");
+    let default = default_node.map(Value::from_node);
+    let ty = raw.ty.unwrap_or(match &default {
+        Some(Value::Int(_)) => ParamType::Int,
+        Some(Value::Bool(_)) => ParamType::Bool,
+        _ => ParamType::String,
+    });
+    if let (Some(d), Some(n)) = (&default, default_node) {
+        check_param_value(ty, d).map_err(|e| vec![Diagnostic::new(n.pos, format!("default of {name}: {e}"))])?;
+    }
+    Ok(Param {
+        name: name.to_string(),
+        pos,
+        ty,
+        required: raw.required,
+        default,
+        secret: raw.secret,
+        description: raw.description,
+    })
+}
+
+/// Whether `v` fits a parameter of type `ty`.
+pub fn check_param_value(ty: ParamType, v: &Value) -> Result<(), String> {
+    let ok = match (ty, v) {
+        (ParamType::String, Value::Str(_)) => true,
+        (ParamType::Int, Value::Int(_)) => true,
+        (ParamType::Bool, Value::Bool(_)) => true,
+        (ParamType::Duration, Value::Str(s)) => return duration::parse(s).map(|_| ()).map_err(|e| e.to_string()),
+        (ParamType::Time, Value::Str(s)) => return parse_time(s, 0).map(|_| ()),
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err(format!("expected {ty:?} (lowercase in YAML), got {v}").to_lowercase()) }
+}
+
+/// A time parameter: RFC 3339, `incident`, or `incident±DURATION`,
+/// relative to `incident_at`.
+pub fn parse_time(s: &str, incident_at: crate::clock::Millis) -> Result<crate::clock::Millis, String> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix("incident") {
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Ok(incident_at);
+        }
+        let (sign, d) = match rest.split_at(1) {
+            ("-", d) => (-1, d),
+            ("+", d) => (1, d),
+            _ => return Err(format!("bad time \"{s}\" (examples: incident-5m, 2026-01-31T09:00:00Z)")),
+        };
+        let d = duration::parse(d).map_err(|e| e.to_string())?;
+        return Ok(incident_at + sign * i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+    }
+    crate::clock::parse_rfc3339(s)
+        .ok_or_else(|| format!("bad time \"{s}\" (examples: incident-5m, 2026-01-31T09:00:00Z)"))
+}
+
+fn load_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
+    let raw: RawStep = yaml::from_node(node, false).map_err(|e| vec![e.into()])?;
+    let mut diags = Vec::new();
+    let pos_of = |f: &str| node.get(f).map_or(node.pos, |n| n.pos);
+    if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        diags.push(Diagnostic::new(pos_of("id"), format!("step id \"{}\": {STEP_ID_HINT}", raw.id)));
+    }
+    let action_pos = pos_of("action");
+    if catalogue::place(&raw.action).is_none() {
+        let hint = catalogue::closest(&raw.action, catalogue::ACTIONS.iter().map(|(n, _)| *n))
+            .map(|c| format!(" (did you mean \"{c}\"?)"))
+            .unwrap_or_default();
+        diags.push(Diagnostic::new(action_pos, format!("unknown action \"{}\"{hint}", raw.action)));
+    }
+    let with = node.get("with").cloned().unwrap_or(Node { pos: node.pos, kind: Kind::Map(Vec::new()) });
+    if catalogue::place(&raw.action).is_some()
+        && let Err(e) = actions::check_args(&raw.action, &with)
+    {
+        diags.push(e.into());
+    }
+    let mut dur = |f: &str, v: &Option<String>| -> Option<Duration> {
+        let s = v.as_ref()?;
+        duration::parse(s).map_err(|e| diags.push(Diagnostic::new(pos_of(f), e.to_string()))).ok()
+    };
+    let budget = dur("budget", &raw.budget);
+    let timeout = dur("timeout", &raw.timeout);
+    let after = dur("after", &raw.after);
+    let retry = match &raw.retry {
+        None => Retry::default(),
+        Some(r) => {
+            let backoff = r.backoff.as_ref().map_or(Ok(Retry::default().backoff), |b| duration::parse(b));
+            let pos = node.get("retry").map_or(node.pos, |n| n.get("backoff").map_or(n.pos, |b| b.pos));
+            let backoff = backoff.map_err(|e| diags.push(Diagnostic::new(pos, e.to_string()))).unwrap_or_default();
+            if r.attempts == 0 {
+                diags.push(Diagnostic::new(pos_of("retry"), "retry.attempts counts the first try: at least 1"));
+            }
+            Retry { attempts: r.attempts.max(1), backoff }
+        }
+    };
+    let target = match raw.target {
+        None => None,
+        Some(t) => {
+            let (sel, all) = match t {
+                RawTarget::Selector(s) => (s, false),
+                RawTarget::Full(f) => (f.selector, f.all),
+            };
+            match sel.parse::<Selector>() {
+                Ok(selector) => Some(Target { selector, all }),
+                Err(e) => {
+                    diags.push(Diagnostic::new(pos_of("target"), e.to_string()));
+                    None
+                }
+            }
+        }
+    };
+    match (catalogue::place(&raw.action), &target) {
+        (Some(catalogue::Place::Agent), None) => diags.push(Diagnostic::new(
+            node.pos,
+            format!(
+                "step \"{}\": action {} runs on an agent and needs a target (e.g. target: \"role=redis\")",
+                raw.id, raw.action
+            ),
+        )),
+        (Some(catalogue::Place::Coordinator), Some(_)) => diags.push(Diagnostic::new(
+            pos_of("target"),
+            format!("action {} runs in the coordinator; remove target", raw.action),
+        )),
+        _ => {}
+    }
+    let on_failure = match raw.on_failure {
+        None => OnFailure::Stop,
+        Some(RawOnFailure::Word(w)) => match w.as_str() {
+            "stop" => OnFailure::Stop,
+            "continue" => OnFailure::Continue,
+            other => {
+                diags.push(Diagnostic::new(
+                    pos_of("on_failure"),
+                    format!("on_failure \"{other}\": expected stop, continue, or a list of steps to run"),
+                ));
+                OnFailure::Stop
+            }
+        },
+        Some(RawOnFailure::Steps(s)) | Some(RawOnFailure::Run { run: s }) => OnFailure::Run(s),
+    };
+    let needs_node = node.get("needs");
+    let needs = raw
+        .needs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let p = match needs_node.map(|n| &n.kind) {
+                Some(Kind::Seq(items)) => items.get(i).map_or(node.pos, |x| x.pos),
+                _ => node.pos,
+            };
+            (n.clone(), p)
+        })
+        .collect();
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Step {
+        id: raw.id,
+        pos: node.pos,
+        title: raw.title,
+        action: raw.action,
+        action_pos,
+        with,
+        needs,
+        when: raw.when.map(|w| (Condition::parse(&w), pos_of("when"))),
+        target,
+        budget,
+        timeout,
+        retry,
+        on_failure,
+        on_failure_pos: pos_of("on_failure"),
+        after,
+    })
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Steps named by some `on_failure`: they run only when triggered.
+    pub fn handlers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| match &s.on_failure {
+                OnFailure::Run(v) => Some(v.iter().map(String::as_str)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}

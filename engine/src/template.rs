@@ -1,0 +1,236 @@
+//! `{{ … }}` templates in step arguments and conditions.
+//!
+//! References: `params.NAME`, `steps.STEP.OUTPUT`, `run.id`, `run.short_id`,
+//! `run.incident_at`, `run.mode`. A string that is exactly one reference
+//! takes the referenced value with its type (`expect_status: "{{ params.code }}"`
+//! stays a number); otherwise references are substituted as text.
+
+use crate::value::Value;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref {
+    Param(String),
+    Output { step: String, output: String },
+    Run(RunField),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunField {
+    Id,
+    ShortId,
+    IncidentAt,
+    Mode,
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ref::Param(p) => write!(f, "params.{p}"),
+            Ref::Output { step, output } => write!(f, "steps.{step}.{output}"),
+            Ref::Run(RunField::Id) => f.write_str("run.id"),
+            Ref::Run(RunField::ShortId) => f.write_str("run.short_id"),
+            Ref::Run(RunField::IncidentAt) => f.write_str("run.incident_at"),
+            Ref::Run(RunField::Mode) => f.write_str("run.mode"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Text(String),
+    /// A reference and its byte offset in the string (for error positions).
+    Ref(Ref, usize),
+}
+
+/// Splits `s` into text and references. Errors name the bad expression and
+/// its byte offset.
+pub fn parse(s: &str) -> Result<Vec<Segment>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    let mut offset = 0;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            out.push(Segment::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err((offset + start, "unclosed \"{{\"".into()));
+        };
+        let expr = after[..end].trim();
+        let r = parse_ref(expr).map_err(|e| (offset + start, e))?;
+        out.push(Segment::Ref(r, offset + start));
+        let consumed = start + 2 + end + 2;
+        offset += consumed;
+        rest = &rest[consumed..];
+    }
+    if !rest.is_empty() {
+        out.push(Segment::Text(rest.to_string()));
+    }
+    Ok(out)
+}
+
+fn ident_ok(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_ref(expr: &str) -> Result<Ref, String> {
+    let parts: Vec<&str> = expr.split('.').collect();
+    let bad = || {
+        format!(
+            "\"{{{{ {expr} }}}}\" is not a reference (expected params.NAME, steps.STEP.OUTPUT, run.id, run.short_id, run.incident_at or run.mode)"
+        )
+    };
+    match parts.as_slice() {
+        ["params", name] if ident_ok(name) => Ok(Ref::Param(name.to_string())),
+        ["steps", step, output] if ident_ok(step) && ident_ok(output) => {
+            Ok(Ref::Output { step: step.to_string(), output: output.to_string() })
+        }
+        ["run", "id"] => Ok(Ref::Run(RunField::Id)),
+        ["run", "short_id"] => Ok(Ref::Run(RunField::ShortId)),
+        ["run", "incident_at"] => Ok(Ref::Run(RunField::IncidentAt)),
+        ["run", "mode"] => Ok(Ref::Run(RunField::Mode)),
+        _ => Err(bad()),
+    }
+}
+
+/// Every reference in `s` (empty if `s` is not a valid template; `check`
+/// reports that separately).
+pub fn refs(s: &str) -> Vec<(Ref, usize)> {
+    parse(s)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|seg| match seg {
+            Segment::Ref(r, o) => Some((r, o)),
+            Segment::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Where references get their values.
+pub trait Scope {
+    fn lookup(&self, r: &Ref) -> Option<Value>;
+}
+
+/// Resolves the templates in `s`.
+pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, String> {
+    let segments = parse(s).map_err(|(_, e)| e)?;
+    let value = |r: &Ref| scope.lookup(r).ok_or_else(|| format!("{r} has no value"));
+    if let [Segment::Ref(r, _)] = segments.as_slice() {
+        return value(r);
+    }
+    let mut out = String::new();
+    for seg in &segments {
+        match seg {
+            Segment::Text(t) => out.push_str(t),
+            Segment::Ref(r, _) => out.push_str(&value(r)?.to_string()),
+        }
+    }
+    Ok(Value::Str(out))
+}
+
+/// Resolves every string in `v`, recursively.
+pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, String> {
+    Ok(match v {
+        Value::Str(s) if s.contains("{{") => render(s, scope)?,
+        Value::List(l) => Value::List(l.iter().map(|x| render_value(x, scope)).collect::<Result<_, _>>()?),
+        Value::Map(m) => {
+            Value::Map(m.iter().map(|(k, x)| Ok((k.clone(), render_value(x, scope)?))).collect::<Result<_, String>>()?)
+        }
+        other => other.clone(),
+    })
+}
+
+/// A `when:` condition: `"<a> == <b>"`, `"<a> != <b>"`, or a single value
+/// that must be truthy. Both sides are templated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Truthy(String),
+    Eq(String, String),
+    NotEq(String, String),
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Condition {
+        if let Some((a, b)) = s.split_once("!=") {
+            Condition::NotEq(a.trim().to_string(), b.trim().to_string())
+        } else if let Some((a, b)) = s.split_once("==") {
+            Condition::Eq(a.trim().to_string(), b.trim().to_string())
+        } else {
+            Condition::Truthy(s.trim().to_string())
+        }
+    }
+
+    pub fn parts(&self) -> Vec<&str> {
+        match self {
+            Condition::Truthy(a) => vec![a],
+            Condition::Eq(a, b) | Condition::NotEq(a, b) => vec![a, b],
+        }
+    }
+
+    pub fn eval(&self, scope: &dyn Scope) -> Result<bool, String> {
+        let text = |s: &str| -> Result<String, String> {
+            Ok(render(s, scope)?.to_string().trim_matches(|c| c == '\'' || c == '"').to_string())
+        };
+        Ok(match self {
+            Condition::Truthy(a) => render(a, scope)?.truthy(),
+            Condition::Eq(a, b) => text(a)? == text(b)?,
+            Condition::NotEq(a, b) => text(a)? != text(b)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    struct S(BTreeMap<String, Value>);
+    impl Scope for S {
+        fn lookup(&self, r: &Ref) -> Option<Value> {
+            self.0.get(&r.to_string()).cloned()
+        }
+    }
+
+    fn scope() -> S {
+        S([
+            ("params.code".to_string(), Value::Int(200)),
+            ("params.cluster".to_string(), Value::str("chat-prod")),
+            ("run.short_id".to_string(), Value::str("ab12")),
+        ]
+        .into())
+    }
+
+    #[test]
+    fn parse_table() {
+        assert_eq!(parse("plain").unwrap(), vec![Segment::Text("plain".into())]);
+        assert_eq!(
+            parse("restore-{{ run.short_id }}").unwrap(),
+            vec![Segment::Text("restore-".into()), Segment::Ref(Ref::Run(RunField::ShortId), 8)]
+        );
+        assert_eq!(
+            parse("{{steps.a-b.name}}").unwrap(),
+            vec![Segment::Ref(Ref::Output { step: "a-b".into(), output: "name".into() }, 0)]
+        );
+        let (at, e) = parse("x {{ params }}").unwrap_err();
+        assert_eq!(at, 2);
+        assert!(e.contains("is not a reference"), "{e}");
+        assert_eq!(parse("{{ run.id").unwrap_err().1, "unclosed \"{{\"");
+    }
+
+    #[test]
+    fn render_keeps_types_for_whole_references() {
+        let s = scope();
+        assert_eq!(render("{{ params.code }}", &s).unwrap(), Value::Int(200));
+        assert_eq!(render("restore-{{ run.short_id }}", &s).unwrap(), Value::str("restore-ab12"));
+        assert!(render("{{ params.nope }}", &s).unwrap_err().contains("params.nope has no value"));
+    }
+
+    #[test]
+    fn conditions() {
+        let s = scope();
+        assert!(Condition::parse("{{ params.cluster }} == chat-prod").eval(&s).unwrap());
+        assert!(Condition::parse("{{ params.cluster }} != 'chat-staging'").eval(&s).unwrap());
+        assert!(Condition::parse("{{ params.code }}").eval(&s).unwrap());
+    }
+}
