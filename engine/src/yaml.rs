@@ -217,7 +217,7 @@ fn scalar(v: &str, style: ScalarStyle) -> Kind {
 /// or boolean is expected is accepted (as 0 / false): its real value is only
 /// known at run time, and is checked again then.
 pub fn from_node<'de, T: serde::Deserialize<'de>>(node: &'de Node, templates_as_wildcards: bool) -> Result<T, Error> {
-    T::deserialize(NodeDe { node, wild: templates_as_wildcards }).map_err(|e| enrich(e))
+    T::deserialize(NodeDe { node, wild: templates_as_wildcards }).map_err(enrich)
 }
 
 /// Adds "did you mean" to serde's unknown-field and unknown-variant errors.

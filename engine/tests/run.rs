@@ -1,0 +1,412 @@
+//! The run state machine, as tables: runbook + inputs → effects and states.
+//! Plus a property test over random DAGs, orders and outcomes.
+
+use ripcord_engine::check::check;
+use ripcord_engine::run::{
+    Actor, Effect, EventKind, Input, NewRun, Rejected, RunState, RunStatus, StepStatus, TimerKind, Transition, apply,
+    start,
+};
+use ripcord_engine::runbook::Runbook;
+use ripcord_engine::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+const T0: i64 = 1_800_000_000_000;
+
+fn alice() -> Actor {
+    Actor { name: "alice".into(), role: "operator".into() }
+}
+
+/// A run under test: feeds inputs, remembers effects.
+struct Sim {
+    rb: Runbook,
+    state: RunState,
+    now: i64,
+    effects: Vec<Effect>,
+    events: Vec<(EventKind, String)>,
+}
+
+impl Sim {
+    fn new(yaml: &str, params: &[(&str, &str)]) -> Self {
+        let rb = check(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
+        let new = NewRun {
+            id: "run00001abc".into(),
+            mode: ripcord_engine::run::Mode::Recovery,
+            params: params.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect(),
+            incident_at: None,
+        };
+        let t = start(&rb, new, T0).unwrap();
+        let mut sim = Sim { state: t.state.clone(), rb, now: T0, effects: vec![], events: vec![] };
+        sim.absorb(t);
+        sim
+    }
+
+    fn absorb(&mut self, t: Transition) {
+        self.state = t.state;
+        self.effects.extend(t.effects);
+        self.events.extend(t.events.into_iter().map(|e| (e.kind, e.message)));
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), Rejected> {
+        let t = apply(&self.rb, &self.state, &input, self.now)?;
+        self.absorb(t);
+        Ok(())
+    }
+
+    fn attempt(&self, step: &str) -> u32 {
+        self.state.steps[step].attempt
+    }
+
+    fn ok(&mut self, step: &str) {
+        let attempt = self.attempt(step);
+        self.feed(Input::Succeeded { step: step.into(), attempt, outputs: BTreeMap::new() }).unwrap();
+    }
+
+    fn fail(&mut self, step: &str) {
+        let attempt = self.attempt(step);
+        self.feed(Input::Failed { step: step.into(), attempt, error: "boom".into() }).unwrap();
+    }
+
+    fn fire(&mut self, step: &str, kind: TimerKind) {
+        let at = self
+            .effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Timer { key, kind: k, at } if key.step == step && *k == kind => Some(*at),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} timer for {step}"));
+        self.now = self.now.max(at);
+        let attempt = self.attempt(step);
+        self.feed(Input::Timer { step: step.into(), attempt, kind }).unwrap();
+    }
+
+    /// Steps with a Perform effect, in order (with attempt).
+    fn performed(&self) -> Vec<String> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Perform { key, .. } => Some(format!("{}#{}", key.step, key.attempt)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn status(&self, step: &str) -> &'static str {
+        self.state.steps[step].status.name()
+    }
+}
+
+fn rb(steps: &str) -> String {
+    format!("id: t\ntitle: T\nrto: 30m\nparams:\n  p: {{ default: x }}\nsteps:\n{steps}")
+}
+
+#[test]
+fn parallel_branches_join() {
+    let mut s = Sim::new(
+        &rb(
+            "- {id: a, action: noop}\n- {id: b, action: noop, needs: [a]}\n- {id: c, action: noop, needs: [a]}\n- {id: d, action: noop, needs: [b, c]}\n",
+        ),
+        &[],
+    );
+    assert_eq!(s.performed(), ["a#1"]);
+    s.ok("a");
+    assert_eq!(s.performed(), ["a#1", "b#1", "c#1"], "b and c start together");
+    s.ok("c");
+    assert_eq!(s.performed().len(), 3, "d waits for b");
+    s.ok("b");
+    assert_eq!(s.performed(), ["a#1", "b#1", "c#1", "d#1"]);
+    s.ok("d");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+    assert!(s.state.recovered_at.is_some());
+}
+
+#[test]
+fn approval_gate_records_who_and_refuses_what_does_not_apply() {
+    let mut s = Sim::new(
+        &rb("- {id: gate, action: approve, with: {message: go?}}\n- {id: after, action: noop, needs: [gate]}\n"),
+        &[],
+    );
+    assert_eq!(s.status("gate"), "waiting");
+    assert!(s.performed().is_empty());
+    let e = s.feed(Input::Approve { step: "after".into(), by: alice(), note: String::new() }).unwrap_err();
+    assert_eq!(e.0, "step \"after\" is a noop step, not an approval");
+    s.feed(Input::Approve { step: "gate".into(), by: alice(), note: "restore looks right".into() }).unwrap();
+    let approval = s.state.steps["gate"].approval.clone().unwrap();
+    assert_eq!(approval.by, alice());
+    assert_eq!(approval.note, "restore looks right");
+    assert_eq!(s.state.steps["gate"].outputs["approved_by"], Value::str("alice"));
+    assert_eq!(s.performed(), ["after#1"]);
+    let e = s.feed(Input::Approve { step: "gate".into(), by: alice(), note: String::new() }).unwrap_err();
+    assert_eq!(e.0, "step \"gate\" is not waiting for approval (it is succeeded)");
+}
+
+#[test]
+fn retry_succeeds_on_second_attempt_with_a_new_key() {
+    let mut s = Sim::new(&rb("- {id: a, action: noop, retry: {attempts: 3, backoff: 10s}}\n"), &[]);
+    s.fail("a");
+    assert_eq!(s.status("a"), "retrying");
+    assert_eq!(s.performed(), ["a#1"], "no new attempt before the backoff");
+    s.fire("a", TimerKind::Backoff);
+    assert_eq!(s.now, T0 + 10_000);
+    assert_eq!(s.performed(), ["a#1", "a#2"]);
+    s.ok("a");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+}
+
+#[test]
+fn retries_stay_within_their_limit() {
+    let mut s = Sim::new(&rb("- {id: a, action: noop, retry: {attempts: 2, backoff: 1s}}\n"), &[]);
+    s.fail("a");
+    s.fire("a", TimerKind::Backoff);
+    s.fail("a");
+    assert_eq!(s.status("a"), "failed");
+    assert_eq!(s.performed(), ["a#1", "a#2"]);
+    assert_eq!(s.state.status, RunStatus::Failed);
+}
+
+#[test]
+fn deferred_step_runs_after_its_delay_and_recovery_is_recorded_before() {
+    let mut s = Sim::new(
+        &rb("- {id: fix, action: noop, budget: 5m}\n- {id: cleanup, action: noop, needs: [fix], after: 24h}\n"),
+        &[],
+    );
+    s.now += 60_000;
+    s.ok("fix");
+    assert_eq!(s.status("cleanup"), "deferred");
+    assert_eq!(s.state.recovered_at, Some(T0 + 60_000), "RTO clock stops before the deferred step");
+    assert_eq!(s.state.status, RunStatus::Running);
+    s.fire("cleanup", TimerKind::After);
+    assert_eq!(s.now, T0 + 60_000 + 24 * 3_600_000);
+    assert_eq!(s.performed(), ["fix#1", "cleanup#1"]);
+    s.ok("cleanup");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+}
+
+#[test]
+fn on_failure_continue_skips_dependents_and_run_succeeds() {
+    let mut s = Sim::new(
+        &rb(
+            "- {id: a, action: noop, on_failure: continue}\n- {id: b, action: noop, needs: [a]}\n- {id: c, action: noop}\n",
+        ),
+        &[],
+    );
+    s.fail("a");
+    assert_eq!(s.status("b"), "skipped");
+    s.ok("c");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+}
+
+#[test]
+fn on_failure_runs_handlers_then_fails_and_retry_resumes_from_the_failed_step() {
+    let mut s = Sim::new(
+        &rb(
+            "- {id: a, action: noop}\n- {id: b, action: noop, needs: [a], on_failure: [tell]}\n- {id: c, action: noop, needs: [b]}\n- {id: tell, action: noop}\n",
+        ),
+        &[],
+    );
+    s.ok("a");
+    s.fail("b");
+    assert_eq!(s.performed(), ["a#1", "b#1", "tell#1"], "the handler runs, c does not");
+    assert_eq!(s.state.status, RunStatus::Running, "the run waits for its handler");
+    s.ok("tell");
+    assert_eq!(s.state.status, RunStatus::Failed);
+    assert_eq!(s.status("c"), "pending", "nothing new starts in a failed run");
+
+    let e = s.feed(Input::Retry { by: alice(), step: Some("a".into()) }).unwrap_err();
+    assert_eq!(e.0, "step \"a\" did not fail; failed steps: b");
+    s.feed(Input::Retry { by: alice(), step: None }).unwrap();
+    assert_eq!(s.performed(), ["a#1", "b#1", "tell#1", "b#2"], "a is not re-run; b gets a new attempt");
+    s.ok("b");
+    assert_eq!(s.performed().last().unwrap(), "c#1");
+    s.ok("c");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+    let e = s.feed(Input::Retry { by: alice(), step: None }).unwrap_err();
+    assert!(e.0.ends_with("is succeeded; only a failed run can be retried"), "{}", e.0);
+}
+
+#[test]
+fn timeout_fails_the_attempt_and_a_late_answer_is_ignored() {
+    let mut s = Sim::new(&rb("- {id: a, action: noop, timeout: 1m, retry: {attempts: 2, backoff: 1s}}\n"), &[]);
+    s.fire("a", TimerKind::Timeout);
+    assert_eq!(s.status("a"), "retrying");
+    s.feed(Input::Succeeded { step: "a".into(), attempt: 1, outputs: BTreeMap::new() }).unwrap();
+    assert_eq!(s.status("a"), "retrying", "the answer of a timed-out attempt does not count");
+    assert_eq!(s.events.last().unwrap().0, EventKind::Ignored);
+}
+
+#[test]
+fn budget_overrun_is_an_event_not_a_failure() {
+    let mut s = Sim::new(&rb("- {id: a, action: noop, budget: 2m}\n"), &[]);
+    s.fire("a", TimerKind::Budget);
+    assert!(s.state.steps["a"].over_budget);
+    assert!(s.events.iter().any(|(k, m)| *k == EventKind::OverBudget && m == "over its 2m budget"));
+    assert_eq!(s.status("a"), "running");
+}
+
+#[test]
+fn abort_stops_everything_and_later_results_change_nothing() {
+    let mut s = Sim::new(&rb("- {id: a, action: noop}\n- {id: b, action: noop, needs: [a]}\n"), &[]);
+    s.feed(Input::Abort { by: alice(), reason: "wrong cluster".into() }).unwrap();
+    assert_eq!(s.state.status, RunStatus::Aborted);
+    s.ok("a");
+    assert_eq!(s.performed(), ["a#1"]);
+    let e = s.feed(Input::Abort { by: alice(), reason: "again".into() }).unwrap_err();
+    assert_eq!(e.0, "run run00001abc is already aborted");
+}
+
+#[test]
+fn templates_resolve_params_outputs_and_incident_times() {
+    let yaml = "id: t\ntitle: T\nparams:\n  cluster: { required: true }\n  at: { type: time, default: incident-5m }\nsteps:\n\
+        - {id: a, action: atlas.take_snapshot, with: {project: p, cluster: \"{{ params.cluster }}\"}}\n\
+        - {id: b, action: notify, needs: [a], with: {webhook: w, text: \"{{ steps.a.snapshot_id }} at {{ params.at }} for {{ run.short_id }}\"}}\n\
+        - {id: c, action: noop, needs: [b], when: \"{{ params.cluster }} == other\"}\n";
+    let rb = check(yaml).unwrap();
+    let new = |params: &[(&str, &str)]| NewRun {
+        id: "abcdef123456".into(),
+        mode: ripcord_engine::run::Mode::Drill,
+        params: params.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect(),
+        incident_at: Some(T0),
+    };
+    let e = start(&rb, new(&[]), T0).unwrap_err();
+    assert!(e.0.starts_with("missing required param \"cluster\" (declared at 4:3)"), "{}", e.0);
+    let e = start(&rb, new(&[("clustr", "x")]), T0).unwrap_err();
+    assert_eq!(e.0, "runbook t has no param \"clustr\" (did you mean \"cluster\"?)");
+
+    let mut s = Sim {
+        rb: rb.clone(),
+        state: start(&rb, new(&[("cluster", "chat")]), T0).unwrap().state,
+        now: T0,
+        effects: vec![],
+        events: vec![],
+    };
+    let t = start(&rb, new(&[("cluster", "chat")]), T0).unwrap();
+    let Effect::Perform { args, .. } = &t.effects[0] else { panic!() };
+    assert_eq!(args.get("cluster"), Some(&Value::str("chat")));
+    s.feed(Input::Succeeded {
+        step: "a".into(),
+        attempt: 1,
+        outputs: [("snapshot_id".to_string(), Value::str("snap-9"))].into(),
+    })
+    .unwrap();
+    let Effect::Perform { args, .. } = s.effects.iter().find(|e| e.key().step == "b").unwrap() else { panic!() };
+    assert_eq!(args.get("text"), Some(&Value::str("snap-9 at 2027-01-15T07:55:00Z for abcdef12")));
+    s.ok("b");
+    assert_eq!(s.status("c"), "skipped");
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+}
+
+#[test]
+fn checklist_needs_every_item() {
+    let mut s = Sim::new(
+        &rb("- id: v\n  action: checklist\n  with: {items: [{text: login works}, {text: messages flow}]}\n"),
+        &[],
+    );
+    let confirm = |item| Input::Confirm { step: "v".into(), item, by: alice(), note: String::new() };
+    s.feed(confirm(2)).unwrap();
+    assert_eq!(s.status("v"), "waiting");
+    assert_eq!(s.feed(confirm(3)).unwrap_err().0, "step \"v\" has items 1 to 2; there is no item 3");
+    s.feed(confirm(1)).unwrap();
+    assert_eq!(s.state.status, RunStatus::Succeeded);
+}
+
+// ---------------------------------------------------------------- property
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Spec {
+        needs: Vec<usize>,
+        attempts: u32,
+        on_failure: u8,
+    }
+
+    fn specs() -> impl Strategy<Value = Vec<Spec>> {
+        (1usize..10).prop_flat_map(|n| {
+            proptest::collection::vec((any::<u16>(), 1u32..=3, 0u8..3), n).prop_map(|raw| {
+                raw.into_iter()
+                    .enumerate()
+                    .map(|(i, (mask, attempts, on_failure))| Spec {
+                        needs: (0..i).filter(|j| mask & (1 << (j % 16)) != 0).collect(),
+                        attempts,
+                        on_failure,
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn yaml(specs: &[Spec]) -> String {
+        let mut out = "id: p\ntitle: P\nsteps:\n".to_string();
+        for (i, s) in specs.iter().enumerate() {
+            let needs: Vec<String> = s.needs.iter().map(|j| format!("s{j}")).collect();
+            let on_failure = ["stop", "continue", "stop"][s.on_failure as usize];
+            out.push_str(&format!(
+                "- {{id: s{i}, action: noop, needs: [{}], retry: {{attempts: {}, backoff: 1s}}, timeout: 1m, on_failure: {on_failure}}}\n",
+                needs.join(", "),
+                s.attempts
+            ));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn runs_respect_needs_never_repeat_keys_stay_within_retries_and_end(specs in specs(), seed in any::<u64>()) {
+            let rb = check(&yaml(&specs)).unwrap();
+            let new = NewRun { id: "prop".into(), mode: ripcord_engine::run::Mode::Recovery, params: BTreeMap::new(), incident_at: None };
+            let mut now = T0;
+            let t = start(&rb, new, now).unwrap();
+            let mut state = t.state;
+            let mut pending: Vec<Effect> = t.effects;
+            let mut performed: BTreeSet<(String, u32)> = BTreeSet::new();
+            let mut rng = seed | 1;
+            let mut next = move |n: usize| { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; (rng % n as u64) as usize };
+            let check_new = |effects: &[Effect], state: &RunState, performed: &mut BTreeSet<(String, u32)>| {
+                for e in effects {
+                    if let Effect::Perform { key, .. } = e {
+                        let def = rb.step(&key.step).unwrap();
+                        for (n, _) in &def.needs {
+                            assert_eq!(state.steps[n].status, StepStatus::Succeeded, "{} started before {n} succeeded", key.step);
+                        }
+                        assert!(performed.insert((key.step.clone(), key.attempt)), "{key} performed twice");
+                        assert!(key.attempt <= def.retry.attempts, "{key} beyond {} attempts", def.retry.attempts);
+                    }
+                }
+            };
+            check_new(&pending, &state, &mut performed);
+            let limit = specs.len() * 20 + 20;
+            let mut rounds = 0;
+            while !state.status.is_finished() {
+                rounds += 1;
+                prop_assert!(rounds < limit, "run did not end: {:?}", state.status);
+                prop_assert!(!pending.is_empty(), "run is stuck with nothing pending");
+                let e = pending.remove(next(pending.len()));
+                let input = match e {
+                    Effect::Perform { key, .. } => {
+                        if next(3) == 0 {
+                            Input::Failed { step: key.step, attempt: key.attempt, error: "x".into() }
+                        } else {
+                            Input::Succeeded { step: key.step, attempt: key.attempt, outputs: BTreeMap::new() }
+                        }
+                    }
+                    Effect::Timer { key, kind, at } => {
+                        now = now.max(at);
+                        Input::Timer { step: key.step, attempt: key.attempt, kind }
+                    }
+                };
+                let t = apply(&rb, &state, &input, now).unwrap();
+                check_new(&t.effects, &t.state, &mut performed);
+                state = t.state;
+                pending.extend(t.effects);
+                // A finished run asks for nothing more.
+                if state.status.is_finished() {
+                    let t = apply(&rb, &state, &input, now).unwrap();
+                    prop_assert!(t.effects.is_empty());
+                }
+            }
+        }
+    }
+}
