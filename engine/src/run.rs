@@ -326,7 +326,7 @@ pub struct NewRun {
 pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejected> {
     let incident_at = new.incident_at.unwrap_or(now);
     let mut params = BTreeMap::new();
-    for (k, _) in &new.params {
+    for k in new.params.keys() {
         if rb.param(k).is_none() {
             let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
             let hint = crate::catalogue::closest(k, names.iter().copied())
@@ -665,7 +665,7 @@ impl Machine<'_> {
             (TimerKind::Wait, StepStatus::Running) => self.succeed(step, BTreeMap::new()),
             (TimerKind::Timeout, StepStatus::Running | StepStatus::Waiting) => {
                 let t =
-                    self.rb.step(step).and_then(|d| d.timeout).map(|t| crate::duration::format(t)).unwrap_or_default();
+                    self.rb.step(step).and_then(|d| d.timeout).map(crate::duration::format).unwrap_or_default();
                 self.fail(step, format!("timed out after {t}"));
             }
             (TimerKind::Budget, StepStatus::Running | StepStatus::Waiting | StepStatus::Backoff { .. }) => {
