@@ -5,9 +5,12 @@
 //! same code. See `ARCHITECTURE.md` for the map.
 
 pub mod config;
+pub mod driver;
 pub mod fleet;
 pub mod grpc;
+pub mod integrations;
 pub mod store;
+pub mod view;
 
 use config::Config;
 use fleet::Fleet;
@@ -39,7 +42,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let store = store::Store::open(&config.data_dir)?;
-    let fleet = Arc::new(Fleet::load(store, config.max_concurrent_commands)?);
+    let fleet = Arc::new(Fleet::load(store.clone(), config.max_concurrent_commands)?);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -54,8 +57,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
+    let performer = Arc::new(integrations::Actions::new(Arc::clone(&fleet)));
+    let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(fleet::now_ms));
+    let driver_task = tokio::spawn(driver.run());
     let service = grpc::service::Service::new(
         Arc::clone(&fleet),
+        runs,
         grpc::service::Settings { heartbeat_interval: config.heartbeat_interval, ping_timeout: config.ping_timeout },
     );
     let incoming = grpc::tls::incoming(listener, Arc::clone(&tls.config), config.handshake_timeout);
@@ -90,6 +97,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         })
         .await?;
     checkpoints.abort();
+    driver_task.abort();
     fleet.checkpoint();
     fleet.flush();
     info!("coordinator stopped");

@@ -1,15 +1,49 @@
-//! Durable state in sled. Today: the fleet (one record per agent ever seen).
+//! Durable state in sled: the fleet (one record per agent ever seen) and
+//! the runs (each an append-only event log, its current state, and the
+//! effects committed but not yet acknowledged).
 //!
 //! Every value is JSON with a `format` number, because sled's on-disk format
 //! and our record shapes both change over time and an old database must be
 //! refused clearly rather than misread.
 
+use ripcord_engine::run::{Actor, Effect, Event, RunState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+mod erased {
+    /// Serialise anything to JSON bytes, errors as text.
+    pub trait Json {
+        fn to_json(&self) -> Result<Vec<u8>, String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(self).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn event_key(run_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = format!("{run_id}/").into_bytes();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn decode_run(id: &str, v: &[u8]) -> Result<RunRecord, Error> {
+    let rec: RunRecord =
+        serde_json::from_slice(v).map_err(|e| Error::Corrupt { key: id.to_string(), reason: e.to_string() })?;
+    if rec.format != RUN_FORMAT {
+        return Err(Error::Corrupt { key: id.to_string(), reason: format!("unknown run format {}", rec.format) });
+    }
+    Ok(rec)
+}
 use std::path::{Path, PathBuf};
 
 const FLEET_TREE: &str = "fleet.v1";
 const AGENT_FORMAT: u32 = 1;
+const RUNS_TREE: &str = "runs.v1";
+const EVENTS_TREE: &str = "run-events.v1";
+const EFFECTS_TREE: &str = "run-effects.v1";
+const RUN_FORMAT: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +55,8 @@ pub enum Error {
     Sled(#[from] sled::Error),
     #[error("store record {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("store transaction: {0}")]
+    Transaction(String),
 }
 
 /// What the coordinator remembers about an agent, connected or not.
@@ -58,6 +94,58 @@ impl AgentRecord {
 pub struct Store {
     db: sled::Db,
     fleet: sled::Tree,
+    runs: sled::Tree,
+    events: sled::Tree,
+    effects: sled::Tree,
+}
+
+/// A run as stored: the runbook it runs (source text, re-checked on load),
+/// its state, and the next event number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format: u32,
+    /// Where the runbook came from: `builtin:ID` or the file name given.
+    pub runbook_source: String,
+    pub runbook_text: String,
+    pub state: RunState,
+    pub started_by: Actor,
+    pub next_event: u64,
+}
+
+impl RunRecord {
+    pub fn new(runbook_source: String, runbook_text: String, state: RunState, started_by: Actor) -> Self {
+        Self { format: RUN_FORMAT, runbook_source, runbook_text, state, started_by, next_event: 0 }
+    }
+}
+
+/// One line of a run's log, numbered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: Event,
+    /// Who caused it, for operator actions.
+    #[serde(default)]
+    pub actor: Option<Actor>,
+}
+
+/// The storage name of an effect: unique per run, step, attempt and kind.
+pub fn effect_id(e: &Effect) -> String {
+    match e {
+        Effect::Perform { key, .. } => format!("{}/{}/{}/perform", key.run, key.step, key.attempt),
+        Effect::Timer { key, kind, .. } => {
+            format!("{}/{}/{}/timer-{kind:?}", key.run, key.step, key.attempt).to_lowercase()
+        }
+    }
+}
+
+/// One atomic change to a run.
+pub struct Commit<'a> {
+    pub record: &'a RunRecord,
+    pub events: &'a [LoggedEvent],
+    pub new_effects: &'a [Effect],
+    /// Effects whose outcome this commit records.
+    pub acked: &'a [String],
 }
 
 impl Store {
@@ -80,7 +168,117 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self, Error> {
         let fleet = db.open_tree(FLEET_TREE)?;
-        Ok(Self { db, fleet })
+        let runs = db.open_tree(RUNS_TREE)?;
+        let events = db.open_tree(EVENTS_TREE)?;
+        let effects = db.open_tree(EFFECTS_TREE)?;
+        Ok(Self { db, fleet, runs, events, effects })
+    }
+
+    /// Writes a run's new state, its new events and effects, and removes the
+    /// acknowledged effects — all or nothing — then flushes to disk. Nothing
+    /// the commit asks for is performed before this returns.
+    pub fn commit(&self, commits: &[Commit<'_>]) -> Result<(), Error> {
+        use sled::Transactional;
+        struct Encoded {
+            run_id: String,
+            record: Vec<u8>,
+            events: Vec<(Vec<u8>, Vec<u8>)>,
+            effects: Vec<(String, Vec<u8>)>,
+            acked: Vec<String>,
+        }
+        let json = |key: &str, v: &dyn erased::Json| {
+            v.to_json().map_err(|reason| Error::Corrupt { key: key.to_string(), reason })
+        };
+        let encoded: Vec<Encoded> = commits
+            .iter()
+            .map(|c| {
+                let run_id = c.record.state.id.clone();
+                Ok(Encoded {
+                    record: json(&run_id, c.record)?,
+                    events: c
+                        .events
+                        .iter()
+                        .map(|e| Ok((event_key(&run_id, e.seq), json(&run_id, e)?)))
+                        .collect::<Result<_, Error>>()?,
+                    effects: c
+                        .new_effects
+                        .iter()
+                        .map(|e| Ok((effect_id(e), json(&run_id, e)?)))
+                        .collect::<Result<_, Error>>()?,
+                    acked: c.acked.to_vec(),
+                    run_id,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        (&self.runs, &self.events, &self.effects)
+            .transaction(|(runs, evs, effs)| {
+                for c in &encoded {
+                    runs.insert(c.run_id.as_bytes(), c.record.clone())?;
+                    for (k, v) in &c.events {
+                        evs.insert(k.clone(), v.clone())?;
+                    }
+                    for id in &c.acked {
+                        effs.remove(id.as_bytes())?;
+                    }
+                    for (k, v) in &c.effects {
+                        effs.insert(k.as_bytes(), v.clone())?;
+                    }
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| Error::Transaction(format!("{e:?}")))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+        self.runs.get(id.as_bytes())?.map(|v| decode_run(id, &v)).transpose()
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, Error> {
+        let mut out: Vec<RunRecord> = self
+            .runs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_run(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect::<Result<_, _>>()?;
+        out.sort_by_key(|r| std::cmp::Reverse(r.state.created_at));
+        Ok(out)
+    }
+
+    pub fn events(&self, run_id: &str) -> Result<Vec<LoggedEvent>, Error> {
+        let prefix = format!("{run_id}/");
+        self.events
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| Error::Corrupt { key: run_id.to_string(), reason: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// Effects committed for `run_id` and not yet acknowledged.
+    pub fn pending_effects(&self, run_id: &str) -> Result<Vec<(String, Effect)>, Error> {
+        let prefix = format!("{run_id}/");
+        self.effects
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k).into_owned();
+                let e = serde_json::from_slice(&v)
+                    .map_err(|e| Error::Corrupt { key: id.clone(), reason: e.to_string() })?;
+                Ok((id, e))
+            })
+            .collect()
+    }
+
+    /// Bytes sled uses on disk (for the benchmark).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
     }
 
     pub fn put_agent(&self, record: &AgentRecord) -> Result<(), Error> {

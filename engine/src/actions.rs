@@ -71,8 +71,9 @@ args! {
         #[serde(default)] baseline: Option<Map<i64>>,
     }
     MongoIndexesCheck { uri: String, db: String, collection: String, indexes: Vec<IndexSpec> }
-    IndexSpec { name: String, key: Map<i64> }
-    MongoRebuildIndex { uri: String, db: String, collection: String, name: String, key: Map<i64> }
+    /// `key` is a list of one-field mappings, in index order: `[{roomId: 1}, {createdAt: -1}]`.
+    IndexSpec { name: String, key: Vec<Map<i64>> }
+    MongoRebuildIndex { uri: String, db: String, collection: String, name: String, key: Vec<Map<i64>> }
     MongoNewest { uri: String, db: String, collection: String, #[serde(default)] field: Option<String> }
     AwsUpdateSecret { secret_id: String, set: Map<String>, #[serde(default)] region: Option<String> }
     K8sSetEnv {

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod builtin;
 pub mod catalogue;
 pub mod check;
 pub mod clock;

@@ -664,8 +664,7 @@ impl Machine<'_> {
             (TimerKind::Backoff, StepStatus::Backoff { .. }) => self.begin(step),
             (TimerKind::Wait, StepStatus::Running) => self.succeed(step, BTreeMap::new()),
             (TimerKind::Timeout, StepStatus::Running | StepStatus::Waiting) => {
-                let t =
-                    self.rb.step(step).and_then(|d| d.timeout).map(crate::duration::format).unwrap_or_default();
+                let t = self.rb.step(step).and_then(|d| d.timeout).map(crate::duration::format).unwrap_or_default();
                 self.fail(step, format!("timed out after {t}"));
             }
             (TimerKind::Budget, StepStatus::Running | StepStatus::Waiting | StepStatus::Backoff { .. }) => {

@@ -3,13 +3,17 @@
 
 use super::auth::authorize;
 use super::convert;
+use crate::driver::{self, Runs, StartRequest};
 use crate::fleet::{Fleet, Hello};
 use ripcord_engine::Selector;
 use ripcord_engine::auth::Access;
+use ripcord_engine::run::{Actor, Input, Mode};
 use ripcord_proto::v1::{
-    AgentMessage, CoordinatorMessage, HealthRequest, HealthResponse, HeartbeatAck, ListAgentsRequest,
-    ListAgentsResponse, PingAgentsRequest, PingAgentsResponse, Welcome, agent_message, agents_server, control_server,
-    coordinator_message,
+    AbortRunRequest, AgentMessage, ApproveStepRequest, CoordinatorMessage, GetRunRequest, GetRunResponse,
+    HealthRequest, HealthResponse, HeartbeatAck, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest,
+    ListRunbooksResponse, ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse,
+    RetryRunRequest, RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, Welcome, agent_message, agents_server,
+    control_server, coordinator_message,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +33,49 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Service {
     fleet: Arc<Fleet>,
+    runs: Runs,
     settings: Settings,
 }
 
+fn actor(id: &ripcord_engine::Identity) -> Actor {
+    Actor { name: id.name.clone(), role: id.role.to_string() }
+}
+
+/// The one mapping from driver errors to statuses.
+fn status(e: driver::Error) -> Status {
+    match e {
+        driver::Error::Invalid(m) => Status::invalid_argument(m),
+        driver::Error::NotFound(m) => Status::not_found(m),
+        driver::Error::Rejected(m) => Status::failed_precondition(m),
+        driver::Error::Store(e) => Status::internal(e.to_string()),
+        driver::Error::Stopped => Status::unavailable("the run driver has stopped"),
+    }
+}
+
+fn nz(v: Option<i64>) -> i64 {
+    v.unwrap_or(0)
+}
+
 impl Service {
-    pub fn new(fleet: Arc<Fleet>, settings: Settings) -> Self {
-        Self { fleet, settings }
+    pub fn new(fleet: Arc<Fleet>, runs: Runs, settings: Settings) -> Self {
+        Self { fleet, runs, settings }
+    }
+
+    fn runbook_of(rec: &crate::store::RunRecord) -> Result<ripcord_engine::runbook::Runbook, Status> {
+        ripcord_engine::check::check(&rec.runbook_text)
+            .map_err(|_| Status::internal(format!("run {}: stored runbook no longer loads", rec.state.id)))
+    }
+
+    async fn operate(
+        &self,
+        run: &str,
+        input: Input,
+        caller: &ripcord_engine::Identity,
+    ) -> Result<Response<OperatorResponse>, Status> {
+        let rec = self.runs.get(run).map_err(status)?;
+        let id = rec.state.id;
+        self.runs.operate(&id, input, actor(caller)).await.map_err(status)?;
+        Ok(Response::new(OperatorResponse { run_id: id }))
     }
 
     /// Silence longer than this ends an agent session.
@@ -174,5 +215,128 @@ impl control_server::Control for Service {
         info!(caller = %caller.name, agents = targets.len(), "ping");
         let results = self.fleet.ping(targets, timeout).await.into_iter().map(convert::ping_result).collect();
         Ok(Response::new(PingAgentsResponse { results }))
+    }
+
+    async fn list_runbooks(
+        &self,
+        request: Request<ListRunbooksRequest>,
+    ) -> Result<Response<ListRunbooksResponse>, Status> {
+        authorize(&request, Access::Read, "Control/ListRunbooks")?;
+        let runbooks = ripcord_engine::builtin::BUILTIN
+            .iter()
+            .filter_map(|(id, text)| {
+                let rb = ripcord_engine::check::check(text).ok()?;
+                Some(RunbookInfo {
+                    id: id.to_string(),
+                    title: rb.title,
+                    rto: rb.rto.map(ripcord_engine::duration::format).unwrap_or_default(),
+                    steps: u32::try_from(rb.steps.len()).unwrap_or(u32::MAX),
+                })
+            })
+            .collect();
+        Ok(Response::new(ListRunbooksResponse { runbooks }))
+    }
+
+    async fn start_run(&self, request: Request<StartRunRequest>) -> Result<Response<StartRunResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/StartRun")?;
+        let req = request.into_inner();
+        let (source, text) = if req.runbook_text.is_empty() {
+            let text = ripcord_engine::builtin::get(&req.runbook).ok_or_else(|| {
+                let ids: Vec<&str> = ripcord_engine::builtin::ids().collect();
+                let hint = ripcord_engine::catalogue::closest(&req.runbook, ids.iter().copied())
+                    .map(|c| format!(" (did you mean \"{c}\"?)"))
+                    .unwrap_or_default();
+                Status::not_found(format!(
+                    "no built-in runbook \"{}\"{hint}; built-in: {}",
+                    req.runbook,
+                    ids.join(", ")
+                ))
+            })?;
+            (format!("builtin:{}", req.runbook), text.to_string())
+        } else {
+            (req.runbook.clone(), req.runbook_text)
+        };
+        let incident_at = if req.incident_at.is_empty() {
+            None
+        } else {
+            Some(ripcord_engine::clock::parse_rfc3339(&req.incident_at).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "incident time \"{}\" is not RFC 3339 (e.g. 2026-11-27T03:12:00Z)",
+                    req.incident_at
+                ))
+            })?)
+        };
+        let params = req.params.into_iter().map(|(k, v)| (k, ripcord_engine::value::Value::Str(v))).collect();
+        let mode = if req.drill { Mode::Drill } else { Mode::Recovery };
+        let run_id = self
+            .runs
+            .start(StartRequest { source, text, params, incident_at, mode, by: actor(&caller) })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(StartRunResponse { run_id }))
+    }
+
+    async fn list_runs(&self, request: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
+        authorize(&request, Access::Read, "Control/ListRuns")?;
+        let runs = self
+            .runs
+            .list()
+            .map_err(status)?
+            .into_iter()
+            .map(|rec| {
+                let progress = Self::runbook_of(&rec).map(|rb| crate::view::progress(&rb, &rec)).unwrap_or_default();
+                let s = &rec.state;
+                RunSummary {
+                    run_id: s.id.clone(),
+                    runbook_id: s.runbook_id.clone(),
+                    mode: s.mode.to_string(),
+                    status: s.status.to_string(),
+                    created_at_unix_ms: s.created_at,
+                    incident_at_unix_ms: s.incident_at,
+                    recovered_at_unix_ms: nz(s.recovered_at),
+                    finished_at_unix_ms: nz(s.finished_at),
+                    started_by: rec.started_by.to_string(),
+                    progress,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListRunsResponse { runs }))
+    }
+
+    async fn get_run(&self, request: Request<GetRunRequest>) -> Result<Response<GetRunResponse>, Status> {
+        authorize(&request, Access::Read, "Control/GetRun")?;
+        let rec = self.runs.get(&request.get_ref().run_id).map_err(status)?;
+        let rb = Self::runbook_of(&rec)?;
+        let events = self.runs.events(&rec.state.id).map_err(status)?;
+        let view = crate::view::run_view(&rb, &rec, &events, crate::fleet::now_ms());
+        Ok(Response::new(GetRunResponse { view_json: view.to_string() }))
+    }
+
+    async fn approve_step(&self, request: Request<ApproveStepRequest>) -> Result<Response<OperatorResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/ApproveStep")?;
+        let req = request.into_inner();
+        let by = actor(&caller);
+        let input = if req.item == 0 {
+            Input::Approve { step: req.step, by, note: req.note }
+        } else {
+            Input::Confirm { step: req.step, item: req.item as usize, by, note: req.note }
+        };
+        self.operate(&req.run_id, input, &caller).await
+    }
+
+    async fn abort_run(&self, request: Request<AbortRunRequest>) -> Result<Response<OperatorResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/AbortRun")?;
+        let req = request.into_inner();
+        if req.reason.trim().is_empty() {
+            return Err(Status::invalid_argument("an abort needs a reason (--reason)"));
+        }
+        self.operate(&req.run_id, Input::Abort { by: actor(&caller), reason: req.reason }, &caller).await
+    }
+
+    async fn retry_run(&self, request: Request<RetryRunRequest>) -> Result<Response<OperatorResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/RetryRun")?;
+        let req = request.into_inner();
+        let step = if req.step.is_empty() { None } else { Some(req.step) };
+        self.operate(&req.run_id, Input::Retry { by: actor(&caller), step }, &caller).await
     }
 }

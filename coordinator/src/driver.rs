@@ -1,0 +1,416 @@
+//! The driver: the one loop that feeds the engine, commits, then acts.
+//!
+//! Every change to a run goes through here as a message. The loop takes one
+//! message and whatever else is already queued, applies each to its run with
+//! the pure engine, writes all new states, events and effects to sled in one
+//! transaction and flushes it, and only then performs the effects and
+//! answers the callers. On start it resumes every unfinished run and
+//! performs again, with the same idempotency key, every effect that was
+//! committed but never acknowledged.
+
+use crate::integrations::{Outcome, Performer, Request};
+use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
+use ripcord_engine::clock::Millis;
+use ripcord_engine::run::{self, Actor, Effect, Input, NewRun, RunState, Transition};
+use ripcord_engine::runbook::Runbook;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+/// Errors callers of [`Runs`] see.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("the run driver has stopped")]
+    Stopped,
+}
+
+/// How a run is started.
+pub struct StartRequest {
+    /// `builtin:ID` or the file name the runbook came from.
+    pub source: String,
+    pub text: String,
+    pub params: std::collections::BTreeMap<String, ripcord_engine::value::Value>,
+    pub incident_at: Option<Millis>,
+    pub mode: run::Mode,
+    pub by: Actor,
+}
+
+enum Msg {
+    Start { req: StartRequest, reply: oneshot::Sender<Result<String, Error>> },
+    Operate { run_id: String, input: Input, by: Actor, reply: oneshot::Sender<Result<(), Error>> },
+    Done { effect: String, run_id: String, input: Input },
+}
+
+/// The handle to the driver: start runs, operate on them, read them.
+#[derive(Clone)]
+pub struct Runs {
+    tx: mpsc::Sender<Msg>,
+    store: Store,
+}
+
+impl Runs {
+    pub async fn start(&self, req: StartRequest) -> Result<String, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Start { req, reply }).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Approve, confirm, abort or retry.
+    pub async fn operate(&self, run_id: &str, input: Input, by: Actor) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Operate { run_id: run_id.to_string(), input, by, reply })
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// A run by id or unique id prefix.
+    pub fn get(&self, id: &str) -> Result<RunRecord, Error> {
+        if let Some(r) = self.store.run(id)? {
+            return Ok(r);
+        }
+        let matches: Vec<RunRecord> = self.store.runs()?.into_iter().filter(|r| r.state.id.starts_with(id)).collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            0 => Err(Error::NotFound(format!("no run \"{id}\""))),
+            n => Err(Error::Invalid(format!("\"{id}\" matches {n} runs; give more of the id"))),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<RunRecord>, Error> {
+        Ok(self.store.runs()?)
+    }
+
+    pub fn events(&self, run_id: &str) -> Result<Vec<LoggedEvent>, Error> {
+        Ok(self.store.events(run_id)?)
+    }
+}
+
+/// A run the driver holds in memory.
+struct Live {
+    rb: Arc<Runbook>,
+    record: RunRecord,
+}
+
+pub struct Driver {
+    store: Store,
+    performer: Arc<dyn Performer>,
+    rx: mpsc::Receiver<Msg>,
+    tx: mpsc::WeakSender<Msg>,
+    live: HashMap<String, Live>,
+    clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+}
+
+/// What one batch will commit and then do.
+#[derive(Default)]
+struct Batch {
+    records: HashMap<String, RunRecord>,
+    events: Vec<(String, LoggedEvent)>,
+    effects: Vec<Effect>,
+    acked: Vec<String>,
+    replies: Vec<Box<dyn FnOnce(bool) + Send>>,
+}
+
+impl Driver {
+    /// Creates the driver and its handle. Call [`Driver::run`] to start it.
+    pub fn new(
+        store: Store,
+        performer: Arc<dyn Performer>,
+        clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+    ) -> (Self, Runs) {
+        let (tx, rx) = mpsc::channel(4096);
+        let runs = Runs { tx: tx.clone(), store: store.clone() };
+        let driver = Driver { store, performer, rx, tx: tx.downgrade(), live: HashMap::new(), clock };
+        // The handles keep the channel open; the driver only holds a weak sender.
+        drop(tx);
+        (driver, runs)
+    }
+
+    /// Resumes unfinished runs, then serves messages until every handle is gone.
+    pub async fn run(mut self) -> Result<(), Error> {
+        self.resume()?;
+        while let Some(first) = self.rx.recv().await {
+            let mut batch = Batch::default();
+            self.handle(first, &mut batch);
+            // Group commit: take what is already waiting, up to a bound.
+            for _ in 0..256 {
+                match self.rx.try_recv() {
+                    Ok(m) => self.handle(m, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            self.flush(batch)?;
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> Millis {
+        (self.clock)()
+    }
+
+    /// Loads every unfinished run and re-performs its unacknowledged effects.
+    fn resume(&mut self) -> Result<(), Error> {
+        let mut resumed = 0;
+        for record in self.store.runs()? {
+            let pending = self.store.pending_effects(&record.state.id)?;
+            if record.state.status.is_finished() {
+                if !pending.is_empty() {
+                    let ids: Vec<String> = pending.into_iter().map(|(id, _)| id).collect();
+                    self.store.commit(&[Commit { record: &record, events: &[], new_effects: &[], acked: &ids }])?;
+                }
+                continue;
+            }
+            let rb = match ripcord_engine::check::check(&record.runbook_text) {
+                Ok(rb) => Arc::new(rb),
+                Err(d) => {
+                    error!(run = %record.state.id, "stored runbook no longer loads: {}", d.first().map(|d| d.to_string()).unwrap_or_default());
+                    continue;
+                }
+            };
+            info!(run = %record.state.id, runbook = %record.state.runbook_id, effects = pending.len(), "resuming run");
+            let id = record.state.id.clone();
+            self.live.insert(id, Live { rb, record });
+            for (_, effect) in pending {
+                self.perform(effect);
+            }
+            resumed += 1;
+        }
+        if resumed > 0 {
+            info!(runs = resumed, "resumed unfinished runs");
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: Msg, batch: &mut Batch) {
+        match msg {
+            Msg::Start { req, reply } => {
+                let result = self.start(req, batch);
+                match result {
+                    Ok(id) => batch.replies.push(Box::new(move |ok| {
+                        let _ = reply.send(if ok { Ok(id) } else { Err(Error::Stopped) });
+                    })),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Msg::Operate { run_id, input, by, reply } => match self.operate(&run_id, &input, &by, batch) {
+                Ok(()) => batch.replies.push(Box::new(move |ok| {
+                    let _ = reply.send(if ok { Ok(()) } else { Err(Error::Stopped) });
+                })),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Msg::Done { effect, run_id, input } => {
+                if let Err(e) = self.done(&effect, &run_id, &input, batch) {
+                    warn!(run = %run_id, effect = %effect, error = %e, "cannot apply effect outcome");
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, req: StartRequest, batch: &mut Batch) -> Result<String, Error> {
+        let rb = ripcord_engine::check::check(&req.text).map_err(|d| {
+            Error::Invalid(format!(
+                "runbook {} does not check:\n{}",
+                req.source,
+                d.iter().map(|d| format!("  {}:{d}", req.source)).collect::<Vec<_>>().join("\n")
+            ))
+        })?;
+        let id = loop {
+            let id = format!("{:016x}", fastrand::u64(..));
+            if !self.live.contains_key(&id) && self.store.run(&id).ok().flatten().is_none() {
+                break id;
+            }
+        };
+        let now = self.now();
+        let new = NewRun { id: id.clone(), mode: req.mode, params: req.params, incident_at: req.incident_at };
+        let t = run::start(&rb, new, now).map_err(|e| Error::Invalid(e.0))?;
+        let record = RunRecord::new(req.source, req.text, t.state.clone(), req.by.clone());
+        info!(run = %id, runbook = %rb.id, by = %req.by, mode = %req.mode, "run started");
+        self.live.insert(id.clone(), Live { rb: Arc::new(rb), record });
+        self.stage(&id, t, Some(&req.by), None, batch);
+        Ok(id)
+    }
+
+    fn load(&mut self, run_id: &str) -> Result<&mut Live, Error> {
+        if !self.live.contains_key(run_id) {
+            let record = self.store.run(run_id)?.ok_or_else(|| Error::NotFound(format!("no run \"{run_id}\"")))?;
+            let rb = ripcord_engine::check::check(&record.runbook_text)
+                .map_err(|_| Error::Invalid(format!("run {run_id}: its stored runbook no longer loads")))?;
+            self.live.insert(run_id.to_string(), Live { rb: Arc::new(rb), record });
+        }
+        self.live.get_mut(run_id).ok_or_else(|| Error::NotFound(format!("no run \"{run_id}\"")))
+    }
+
+    fn operate(&mut self, run_id: &str, input: &Input, by: &Actor, batch: &mut Batch) -> Result<(), Error> {
+        let now = self.now();
+        let live = self.load(run_id)?;
+        let t = run::apply(&live.rb, &live.record.state, input, now).map_err(|e| Error::Rejected(e.0))?;
+        info!(run = %run_id, by = %by, input = input_name(input), "operator action");
+        self.stage(run_id, t, Some(by), None, batch);
+        Ok(())
+    }
+
+    fn done(&mut self, effect: &str, run_id: &str, input: &Input, batch: &mut Batch) -> Result<(), Error> {
+        let now = self.now();
+        let live = self.load(run_id)?;
+        let t = run::apply(&live.rb, &live.record.state, input, now).map_err(|e| Error::Rejected(e.0))?;
+        self.stage(run_id, t, None, Some(effect.to_string()), batch);
+        Ok(())
+    }
+
+    /// Records a transition in memory and in the batch.
+    fn stage(&mut self, run_id: &str, t: Transition, actor: Option<&Actor>, acked: Option<String>, batch: &mut Batch) {
+        let Some(live) = self.live.get_mut(run_id) else { return };
+        let secrets = secret_values(&live.rb, &t.state);
+        for e in t.events {
+            let seq = live.record.next_event;
+            live.record.next_event += 1;
+            let mut e = e;
+            e.message = redact(&e.message, &secrets);
+            debug!(run = %run_id, step = e.step.as_deref().unwrap_or("-"), kind = ?e.kind, "{}", e.message);
+            batch.events.push((run_id.to_string(), LoggedEvent { seq, event: e, actor: actor.cloned() }));
+        }
+        live.record.state = t.state;
+        batch.records.insert(run_id.to_string(), live.record.clone());
+        batch.effects.extend(t.effects);
+        batch.acked.extend(acked);
+    }
+
+    /// Commits the batch, then performs its effects and answers its callers.
+    fn flush(&mut self, batch: Batch) -> Result<(), Error> {
+        if batch.records.is_empty() {
+            for r in batch.replies {
+                r(true);
+            }
+            return Ok(());
+        }
+        let mut commits = Vec::new();
+        let mut events: HashMap<&str, Vec<LoggedEvent>> = HashMap::new();
+        let mut effects: HashMap<&str, Vec<Effect>> = HashMap::new();
+        let mut acked: HashMap<&str, Vec<String>> = HashMap::new();
+        for (run, e) in &batch.events {
+            events.entry(run.as_str()).or_default().push(e.clone());
+        }
+        for e in &batch.effects {
+            if let Some((id, _)) = batch.records.get_key_value(&e.key().run) {
+                effects.entry(id.as_str()).or_default().push(e.clone());
+            }
+        }
+        for a in &batch.acked {
+            let run = a.split('/').next().unwrap_or_default();
+            if let Some((id, _)) = batch.records.get_key_value(run) {
+                acked.entry(id.as_str()).or_default().push(a.clone());
+            }
+        }
+        let empty_e: Vec<LoggedEvent> = Vec::new();
+        let empty_f: Vec<Effect> = Vec::new();
+        let empty_a: Vec<String> = Vec::new();
+        for (id, record) in &batch.records {
+            commits.push(Commit {
+                record,
+                events: events.get(id.as_str()).unwrap_or(&empty_e),
+                new_effects: effects.get(id.as_str()).unwrap_or(&empty_f),
+                acked: acked.get(id.as_str()).unwrap_or(&empty_a),
+            });
+        }
+        if let Err(e) = self.store.commit(&commits) {
+            error!(error = %e, "cannot commit run changes; stopping the driver");
+            for r in batch.replies {
+                r(false);
+            }
+            return Err(e.into());
+        }
+        for (id, record) in &batch.records {
+            if record.state.status.is_finished() {
+                info!(run = %id, status = %record.state.status, "run finished");
+                self.live.remove(id);
+            }
+        }
+        for e in batch.effects {
+            self.perform(e);
+        }
+        for r in batch.replies {
+            r(true);
+        }
+        Ok(())
+    }
+
+    /// Performs one committed effect in the background; its outcome comes
+    /// back as a message.
+    fn perform(&self, effect: Effect) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        let id = effect_id(&effect);
+        match effect {
+            Effect::Perform { key, action, args, target, timeout_ms } => {
+                let performer = Arc::clone(&self.performer);
+                let run_id = key.run.clone();
+                debug!(key = %key, action = %action, "performing");
+                tokio::spawn(async move {
+                    let step = key.step.clone();
+                    let attempt = key.attempt;
+                    let outcome = performer.perform(Request { key, action, args, target, timeout_ms }).await;
+                    let input = match outcome {
+                        Outcome::Succeeded(outputs) => Input::Succeeded { step, attempt, outputs },
+                        Outcome::Failed(error) => Input::Failed { step, attempt, error },
+                    };
+                    let _ = tx.send(Msg::Done { effect: id, run_id, input }).await;
+                });
+            }
+            Effect::Timer { key, kind, at } => {
+                let delay = u64::try_from(at - self.now()).unwrap_or(0);
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    let input = Input::Timer { step: key.step, attempt: key.attempt, kind };
+                    let _ = tx.send(Msg::Done { effect: id, run_id: key.run, input }).await;
+                });
+            }
+        }
+    }
+}
+
+fn input_name(i: &Input) -> &'static str {
+    match i {
+        Input::Succeeded { .. } => "succeeded",
+        Input::Failed { .. } => "failed",
+        Input::Timer { .. } => "timer",
+        Input::Approve { .. } => "approve",
+        Input::Confirm { .. } => "confirm",
+        Input::Abort { .. } => "abort",
+        Input::Retry { .. } => "retry",
+    }
+}
+
+/// Values of the run's secret params (for redaction).
+pub fn secret_values(rb: &Runbook, state: &RunState) -> Vec<String> {
+    rb.params
+        .iter()
+        .filter(|p| p.secret)
+        .filter_map(|p| state.params.get(&p.name))
+        .map(|v| v.to_string())
+        .filter(|s| s.len() >= 4)
+        .collect()
+}
+
+/// `text` with every secret value replaced.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "••••••");
+        }
+    }
+    out
+}

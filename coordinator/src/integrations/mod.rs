@@ -1,0 +1,75 @@
+//! Performing actions. [`Performer`] is the seam between the driver and the
+//! outside world: the driver hands it an effect, it answers with an outcome.
+//! [`Actions`] is the real one: HTTP checks and notifications here, agent
+//! actions through the fleet, the cloud integrations as they arrive.
+
+pub mod http;
+
+use crate::fleet::Fleet;
+use ripcord_engine::run::{Key, TargetSpec};
+use ripcord_engine::value::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What the driver asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub key: Key,
+    pub action: String,
+    pub args: Value,
+    pub target: Option<TargetSpec>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// How it went. A failure is an outcome, not an error: the engine decides
+/// about retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(BTreeMap<String, Value>),
+    Failed(String),
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+pub trait Performer: Send + Sync {
+    fn perform(&self, request: Request) -> BoxFuture<Outcome>;
+}
+
+/// The real performer.
+pub struct Actions {
+    http: http::Http,
+    #[allow(dead_code)]
+    fleet: Arc<Fleet>,
+}
+
+impl Actions {
+    pub fn new(fleet: Arc<Fleet>) -> Self {
+        Self { http: http::Http::new(), fleet }
+    }
+}
+
+impl Performer for Actions {
+    fn perform(&self, r: Request) -> BoxFuture<Outcome> {
+        match r.action.as_str() {
+            "noop" => Box::pin(async { Outcome::Succeeded(BTreeMap::new()) }),
+            "http.check" if r.target.is_none() => {
+                let http = self.http.clone();
+                Box::pin(async move { http.check(&r.key, &r.args).await })
+            }
+            "notify" => {
+                let http = self.http.clone();
+                Box::pin(async move { http.notify(&r.key, &r.args).await })
+            }
+            other => {
+                let msg = if r.target.is_some() {
+                    format!("agent action {other} is not available in this version of ripcord")
+                } else {
+                    format!("action {other} is not available in this version of ripcord")
+                };
+                Box::pin(async move { Outcome::Failed(msg) })
+            }
+        }
+    }
+}
