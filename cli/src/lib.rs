@@ -4,4 +4,6 @@
 
 pub mod client;
 pub mod output;
+pub mod runbook;
+pub mod runview;
 pub mod settings;

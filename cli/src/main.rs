@@ -5,10 +5,15 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ripcord_cli::runbook as rbk;
+use ripcord_cli::runview;
 use ripcord_cli::{client, output, settings};
 use ripcord_engine::{Role, Selector};
 use ripcord_pki::issue::{Request, Validity};
-use ripcord_proto::v1::{HealthRequest, ListAgentsRequest, PingAgentsRequest};
+use ripcord_proto::v1::{
+    AbortRunRequest, ApproveStepRequest, GetRunRequest, HealthRequest, ListAgentsRequest, ListRunsRequest,
+    PingAgentsRequest, RetryRunRequest, StartRunRequest,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,6 +59,84 @@ enum Command {
     Agents(AgentsArgs),
     /// Check the coordinator answers, and who it thinks you are.
     Status,
+    /// Check and plan runbooks (offline).
+    #[command(subcommand)]
+    Runbook(RunbookCmd),
+    /// Start a run of a runbook (a built-in id or a file); prints the run id.
+    Run {
+        /// Built-in runbook id (see `ripcord runbook list`) or a YAML file.
+        runbook: String,
+        /// A parameter, KEY=VALUE (repeatable).
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// When the incident began (RFC 3339); the RTO clock and times like
+        /// incident-5m count from it. Default: now.
+        #[arg(long)]
+        incident_at: Option<String>,
+        /// A rehearsal, not a real recovery.
+        #[arg(long)]
+        drill: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's steps, timeline and event log.
+    Show {
+        /// Run id or a unique prefix.
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a run live until it ends (exit 0 if it succeeded).
+    Watch {
+        run: String,
+        /// How often to refresh.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+    },
+    /// Approve a waiting approval step, or confirm a checklist item.
+    Approve {
+        run: String,
+        step: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// The checklist item to confirm (1-based).
+        #[arg(long)]
+        item: Option<u32>,
+    },
+    /// Abort a run: nothing new starts; what is in flight is not undone.
+    Abort {
+        run: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a failed run from its failed step(s); what succeeded is not re-run.
+    Retry { run: String, step: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum RunbookCmd {
+    /// Check runbook files: every problem with FILE:LINE:COL.
+    Check {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Show the plan: stages of parallel steps, budgets, the critical path
+    /// against the RTO. With a reachable coordinator, also the agents each
+    /// agent step would use.
+    Plan {
+        /// Built-in runbook id or a YAML file.
+        runbook: String,
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Do not ask the coordinator about agents.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// The built-in runbooks.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +216,13 @@ enum AgentsCmd {
     },
 }
 
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("\"{s}\" is not KEY=VALUE")),
+    }
+}
+
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("\"{s}\" is not an RFC 3339 time (e.g. 2026-01-31T09:00:00Z): {e}"))
@@ -175,14 +265,279 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Certs(cmd) => certs(cmd),
         Command::Agents(args) => remote(&cli.conn, |s| agents(s, args)),
         Command::Status => remote(&cli.conn, status),
+        Command::Runbook(cmd) => runbook(&cli.conn, cmd),
+        Command::Run { runbook, params, incident_at, drill } => {
+            let source = rbk::resolve(&runbook).map_err(|e| usage(anyhow::anyhow!(e)))?;
+            if !source.builtin {
+                // Refuse a broken file here, with positions, before asking anyone.
+                if let Err(errors) = rbk::check(&source) {
+                    return Err(usage(anyhow::anyhow!("{}", errors.join("\n"))));
+                }
+            }
+            remote(&cli.conn, |s| start_run(s, source, params, incident_at, drill))
+        }
+        Command::Runs { json } => remote(&cli.conn, |s| list_runs(s, json)),
+        Command::Show { run, json } => remote(&cli.conn, |s| show_run(s, run, json)),
+        Command::Watch { run, interval } => remote(&cli.conn, |s| watch_run(s, run, interval)),
+        Command::Approve { run, step, note, item } => remote(&cli.conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let req = ApproveStepRequest { run_id: run, step: step.clone(), note, item: item.unwrap_or(0) };
+            let r = c.approve_step(req).await.map_err(|e| client::explain(&e))?.into_inner();
+            match item {
+                Some(i) => println!("confirmed item {i} of {step} in run {}", r.run_id),
+                None => println!("approved {step} in run {}", r.run_id),
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Abort { run, reason } => remote(&cli.conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let r = c.abort_run(AbortRunRequest { run_id: run, reason }).await.map_err(|e| client::explain(&e))?;
+            println!("aborted run {}", r.into_inner().run_id);
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Retry { run, step } => remote(&cli.conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let req = RetryRunRequest { run_id: run, step: step.unwrap_or_default() };
+            let r = c.retry_run(req).await.map_err(|e| client::explain(&e))?;
+            println!("retrying run {}", r.into_inner().run_id);
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
+    match cmd {
+        RunbookCmd::List => {
+            let mut rows = Vec::new();
+            for (id, text) in ripcord_engine::builtin::BUILTIN {
+                if let Ok(rb) = ripcord_engine::check::check(text) {
+                    let plan = ripcord_engine::plan::plan(&rb);
+                    rows.push(vec![id.to_string(), rb.steps.len().to_string(), plan.summary(), rb.title.clone()]);
+                }
+            }
+            print!("{}", output::table(&["RUNBOOK", "STEPS", "PLAN", "TITLE"], &rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        RunbookCmd::Check { files } => {
+            let mut bad = 0;
+            for f in &files {
+                let checked = rbk::resolve(f).map_err(|e| vec![e]).and_then(|src| rbk::check(&src));
+                match checked {
+                    Ok(rb) => {
+                        println!("{f}: ok ({} steps, {})", rb.steps.len(), ripcord_engine::plan::plan(&rb).summary())
+                    }
+                    Err(errors) => {
+                        bad += 1;
+                        for e in errors {
+                            eprintln!("{e}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        RunbookCmd::Plan { runbook, params, offline } => {
+            let source = rbk::resolve(&runbook).map_err(|e| usage(anyhow::anyhow!(e)))?;
+            let rb = rbk::check(&source).map_err(|errors| usage(anyhow::anyhow!("{}", errors.join("\n"))))?;
+            // Parameters are checked exactly as a run would check them.
+            let new = ripcord_engine::run::NewRun {
+                id: "plan".into(),
+                mode: ripcord_engine::run::Mode::Drill,
+                params: params.into_iter().map(|(k, v)| (k, ripcord_engine::value::Value::Str(v))).collect(),
+                incident_at: None,
+            };
+            let params_ok = ripcord_engine::run::start(&rb, new, now_ms());
+            let plan = ripcord_engine::plan::plan(&rb);
+            let fleet = if offline { None } else { fleet_for_plan(conn, &rb) };
+            let agents = |id: &str| -> Option<String> {
+                let step = rb.step(id)?;
+                step.target.as_ref()?;
+                let fleet = fleet.as_ref()?;
+                let (matching, note) = fleet.get(id)?;
+                Some(format!(
+                    "agents: {}{note}",
+                    if matching.is_empty() { "none".to_string() } else { matching.join(", ") }
+                ))
+            };
+            print!("{}", rbk::render_plan(&rb, &plan, &agents));
+            if fleet.is_none() && rb.steps.iter().any(|s| s.target.is_some()) {
+                println!(
+                    "(agents not checked: {})",
+                    if offline { "--offline" } else { "coordinator not reachable or not configured" }
+                );
+            }
+            match params_ok {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(usage(anyhow::anyhow!("a run with these params would be refused: {}", e.0))),
+            }
+        }
+    }
+}
+
+/// For each agent step: the matching agents with their state, and a warning
+/// when none is connected or allows the action.
+fn fleet_for_plan(
+    conn: &ConnArgs,
+    rb: &ripcord_engine::runbook::Runbook,
+) -> Option<std::collections::BTreeMap<String, (Vec<String>, String)>> {
+    let result = remote(conn, |s| async move {
+        let mut c = client::connect(&s).await?;
+        let agents =
+            c.list_agents(ListAgentsRequest { selector: String::new() }).await.map_err(|e| client::explain(&e))?;
+        let agents = agents.into_inner().agents;
+        let mut out = std::collections::BTreeMap::new();
+        for step in &rb.steps {
+            let Some(t) = &step.target else { continue };
+            let mut names = Vec::new();
+            let mut usable = 0;
+            for a in &agents {
+                let labels: std::collections::BTreeMap<String, String> = a.labels.clone().into_iter().collect();
+                if !t.selector.matches_map(&labels) {
+                    continue;
+                }
+                let allows = a.actions.contains(&step.action);
+                if a.connected && allows {
+                    usable += 1;
+                }
+                let state = match (a.connected, allows) {
+                    (true, true) => "ready",
+                    (false, _) => "DISCONNECTED",
+                    (true, false) => "DOES NOT ALLOW IT",
+                };
+                names.push(format!("{} ({state})", a.agent_id));
+            }
+            let note = match (usable, t.all) {
+                (0, _) => " — NO USABLE AGENT".to_string(),
+                (n, false) if n > 1 => format!(" — {n} match but the step wants exactly one"),
+                _ => String::new(),
+            };
+            out.insert(step.id.clone(), (names, note));
+        }
+        Ok(out)
+    });
+    result.ok()
+}
+
+async fn start_run(
+    s: settings::Settings,
+    source: rbk::Source,
+    params: Vec<(String, String)>,
+    incident_at: Option<String>,
+    drill: bool,
+) -> Result<ExitCode, Failure> {
+    let mut c = client::connect(&s).await?;
+    let req = StartRunRequest {
+        runbook: source.name.clone(),
+        runbook_text: if source.builtin { String::new() } else { source.text },
+        params: params.into_iter().collect(),
+        incident_at: incident_at.unwrap_or_default(),
+        drill,
+    };
+    let r = c.start_run(req).await.map_err(|e| client::explain(&e))?.into_inner();
+    println!("{}", r.run_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get_view(
+    c: &mut ripcord_proto::v1::control_client::ControlClient<tonic::transport::Channel>,
+    run: &str,
+) -> Result<serde_json::Value, Failure> {
+    let r = c.get_run(GetRunRequest { run_id: run.to_string() }).await.map_err(|e| client::explain(&e))?;
+    Ok(serde_json::from_str(&r.into_inner().view_json)?)
+}
+
+async fn list_runs(s: settings::Settings, json: bool) -> Result<ExitCode, Failure> {
+    let mut c = client::connect(&s).await?;
+    let runs = c.list_runs(ListRunsRequest {}).await.map_err(|e| client::explain(&e))?.into_inner().runs;
+    if json {
+        let v: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "run_id": r.run_id, "runbook_id": r.runbook_id, "mode": r.mode, "status": r.status,
+                    "progress": r.progress, "started_by": r.started_by,
+                    "created_at_unix_ms": r.created_at_unix_ms, "incident_at_unix_ms": r.incident_at_unix_ms,
+                    "recovered_at_unix_ms": r.recovered_at_unix_ms, "finished_at_unix_ms": r.finished_at_unix_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.runbook_id.clone(),
+                r.mode.clone(),
+                r.status.clone(),
+                r.progress.clone(),
+                output::ago(r.created_at_unix_ms, now),
+                r.started_by.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", output::table(&["RUN", "RUNBOOK", "MODE", "STATUS", "STEPS", "STARTED", "BY"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_run(s: settings::Settings, run: String, json: bool) -> Result<ExitCode, Failure> {
+    let mut c = client::connect(&s).await?;
+    let v = get_view(&mut c, &run).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", runview::show(&v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn watch_run(s: settings::Settings, run: String, interval: Duration) -> Result<ExitCode, Failure> {
+    use std::io::IsTerminal;
+    let mut c = client::connect(&s).await?;
+    let tty = std::io::stdout().is_terminal();
+    let mut printed = 0usize;
+    loop {
+        let v = get_view(&mut c, &run).await?;
+        let finished = v["status"] != "running";
+        if tty {
+            // Redraw: header, steps, the last events.
+            let events = v["events"].as_array().map(|a| a.len()).unwrap_or(0);
+            let tail: String = v["events"]
+                .as_array()
+                .map(|a| a[events.saturating_sub(8)..].iter().map(|e| runview::event_line(e) + "\n").collect())
+                .unwrap_or_default();
+            print!("\x1b[2J\x1b[H{}\n{}\nlatest events:\n{tail}", runview::header(&v), runview::steps(&v));
+        } else {
+            // A log: each event once, then the steps at the end.
+            if let Some(events) = v["events"].as_array() {
+                for e in &events[printed.min(events.len())..] {
+                    println!("{}", runview::event_line(e));
+                }
+                printed = events.len();
+            }
+            if finished {
+                print!("\n{}\n{}", runview::header(&v), runview::steps(&v));
+            }
+        }
+        if finished {
+            return Ok(if v["status"] == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
 /// Resolves settings, then runs `f` on a runtime.
-fn remote<F, Fut>(conn: &ConnArgs, f: F) -> Result<ExitCode, Failure>
+fn remote<T, F, Fut>(conn: &ConnArgs, f: F) -> Result<T, Failure>
 where
     F: FnOnce(settings::Settings) -> Fut,
-    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     let explicit = conn.config.is_some();
     let path = conn.config.clone().or_else(|| {

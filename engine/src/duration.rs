@@ -27,7 +27,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
             return Err(err("expected a number"));
         }
         let n: u128 = rest[..digits].parse().map_err(|_| err("number too large"))?;
-        rest = &rest[digits..];
+        rest = rest[digits..].trim_start();
         let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
         let unit = &rest[..unit_len];
         let ms: u128 = match unit {
@@ -101,6 +101,7 @@ mod tests {
             ("24h", 86_400_000),
             ("1d", 86_400_000),
             (" 2m ", 120_000),
+            ("5 m", 300_000),
         ];
         for (input, ms) in table {
             assert_eq!(parse(input), Ok(Duration::from_millis(ms)), "{input}");

@@ -341,12 +341,10 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
             (Some(v), _) => coerce(p.ty, v).map_err(|e| Rejected(format!("param {}: {e}", p.name)))?,
             (None, Some(d)) => d.clone(),
             (None, None) if p.required => {
+                let what = if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) };
                 return Err(Rejected(format!(
-                    "missing required param \"{}\" (declared at {}{}); pass --param {}=…",
-                    p.name,
-                    p.pos,
-                    if p.description.is_empty() { String::new() } else { format!(": {}", p.description) },
-                    p.name
+                    "missing required param \"{}\"{what} (declared at line {}); pass --param {}=…",
+                    p.name, p.pos, p.name
                 )));
             }
             (None, None) => continue,

@@ -274,7 +274,10 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
     if let Some(Node { kind: Kind::Seq(items), .. }) = root.get("steps") {
         for item in items {
             match load_step(item) {
-                Ok(s) => {
+                Ok((s, mut d)) => {
+                    // Minor problems (a bad budget…) are reported, but the
+                    // step still takes part in the whole-runbook checks.
+                    diags.append(&mut d);
                     if let Some(prev) = steps.iter().find(|p| p.id == s.id) {
                         diags.push(Diagnostic::new(
                             s.pos,
@@ -361,7 +364,7 @@ pub fn parse_time(s: &str, incident_at: crate::clock::Millis) -> Result<crate::c
         .ok_or_else(|| format!("bad time \"{s}\" (examples: incident-5m, 2026-01-31T09:00:00Z)"))
 }
 
-fn load_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
+fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
     let raw: RawStep = yaml::from_node(node, false).map_err(|e| vec![e.into()])?;
     let mut diags = Vec::new();
     let pos_of = |f: &str| node.get(f).map_or(node.pos, |n| n.pos);
@@ -458,10 +461,13 @@ fn load_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
             (n.clone(), p)
         })
         .collect();
-    if !diags.is_empty() {
+    let fatal = catalogue::place(&raw.action).is_none()
+        || raw.id.is_empty()
+        || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if fatal {
         return Err(diags);
     }
-    Ok(Step {
+    let step = Step {
         id: raw.id,
         pos: node.pos,
         title: raw.title,
@@ -477,7 +483,8 @@ fn load_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
         on_failure,
         on_failure_pos: pos_of("on_failure"),
         after,
-    })
+    };
+    Ok((step, diags))
 }
 
 impl Runbook {

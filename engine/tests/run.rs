@@ -268,7 +268,7 @@ fn templates_resolve_params_outputs_and_incident_times() {
         incident_at: Some(T0),
     };
     let e = start(&rb, new(&[]), T0).unwrap_err();
-    assert!(e.0.starts_with("missing required param \"cluster\" (declared at 4:3)"), "{}", e.0);
+    assert!(e.0.starts_with("missing required param \"cluster\" (declared at line 4:3)"), "{}", e.0);
     let e = start(&rb, new(&[("clustr", "x")]), T0).unwrap_err();
     assert_eq!(e.0, "runbook t has no param \"clustr\" (did you mean \"cluster\"?)");
 

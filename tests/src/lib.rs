@@ -7,6 +7,8 @@
 //! let out = cluster.cli("alice", &["agents", "--json"]);
 //! ```
 
+pub mod http;
+
 use ripcord_engine::Role;
 use ripcord_pki::issue::{Request, Validity};
 use std::fs;
@@ -289,6 +291,37 @@ impl Cluster {
         });
     }
 
+    /// Starts a run as the operator; returns its id.
+    pub fn start_run(&self, runbook: &str, params: &[(&str, &str)]) -> String {
+        let mut args = vec!["run".to_string(), runbook.to_string()];
+        for (k, v) in params {
+            args.push("--param".into());
+            args.push(format!("{k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.cli(OPERATOR, &args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "ripcord run failed: {stderr}");
+        stdout.trim().to_string()
+    }
+
+    /// `ripcord show RUN --json`.
+    pub fn view(&self, run: &str) -> Result<serde_json::Value, String> {
+        let out = self.cli(OPERATOR, &["show", run, "--json"]);
+        if !out.status.success() {
+            return Err(text(&out).1);
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// Waits until `pred` holds for the run's view; returns that view.
+    pub fn wait_run(&self, run: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        eventually(&format!("run {run}: {what}"), || {
+            let v = self.view(run)?;
+            if pred(&v) { Ok(v) } else { Err(format!("status {}, steps {}", v["status"], step_states(&v))) }
+        })
+    }
+
     /// SIGKILLs the coordinator and starts it again on the same address and
     /// data directory.
     pub fn restart_coordinator(&mut self) {
@@ -298,6 +331,24 @@ impl Cluster {
         assert_eq!(addr, self.addr);
         self.wait_ready();
     }
+}
+
+/// "id=state" for every step of a run view.
+pub fn step_states(v: &serde_json::Value) -> String {
+    v["steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| format!("{}={}", s["id"].as_str().unwrap_or("?"), s["status"].as_str().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// The state of step `id` in a run view.
+pub fn step<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    v["steps"].as_array().and_then(|a| a.iter().find(|s| s["id"] == id)).unwrap_or(&serde_json::Value::Null)
 }
 
 /// The CLI with HOME set to `home` and no inherited ripcord settings.

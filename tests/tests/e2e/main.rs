@@ -5,3 +5,4 @@
 mod auth;
 mod config;
 mod fleet;
+mod runs;

@@ -1,0 +1,92 @@
+//! `ripcord runbook check` and `plan`, offline: everything here works from
+//! the YAML alone, with the engine.
+
+use crate::output::table;
+use ripcord_engine::plan::Plan;
+use ripcord_engine::runbook::Runbook;
+use std::fmt::Write;
+
+/// Where a runbook comes from: a file, or a built-in id.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+    pub builtin: bool,
+}
+
+/// Reads FILE, or the built-in runbook of that id.
+pub fn resolve(arg: &str) -> Result<Source, String> {
+    let path = std::path::Path::new(arg);
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read runbook {arg}: {e}"))?;
+        return Ok(Source { name: arg.to_string(), text, builtin: false });
+    }
+    if let Some(text) = ripcord_engine::builtin::get(arg) {
+        return Ok(Source { name: arg.to_string(), text: text.to_string(), builtin: true });
+    }
+    let ids: Vec<&str> = ripcord_engine::builtin::ids().collect();
+    let hint = ripcord_engine::catalogue::closest(arg, ids.iter().copied())
+        .map(|c| format!(" (did you mean \"{c}\"?)"))
+        .unwrap_or_default();
+    Err(format!("no runbook file or built-in runbook \"{arg}\"{hint}; built-in: {}", ids.join(", ")))
+}
+
+/// Checks `source`: the runbook, or every problem as `FILE:LINE:COL: message`.
+pub fn check(source: &Source) -> Result<Runbook, Vec<String>> {
+    let label = if source.builtin { format!("runbooks/{}.yaml", source.name) } else { source.name.clone() };
+    ripcord_engine::check::check(&source.text).map_err(|d| d.iter().map(|d| format!("{label}:{d}")).collect())
+}
+
+fn budget(rb: &Runbook, id: &str) -> String {
+    rb.step(id).and_then(|s| s.budget).map(ripcord_engine::duration::format).unwrap_or_else(|| "-".into())
+}
+
+/// The plan as text: layers of parallel steps, budgets, critical path.
+pub fn render_plan(rb: &Runbook, plan: &Plan, agents: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", rb.id, rb.title);
+    let mut rows = Vec::new();
+    for (i, layer) in plan.layers.iter().enumerate() {
+        for id in layer {
+            let Some(step) = rb.step(id) else { continue };
+            let mut notes = Vec::new();
+            if plan.critical_path.contains(id) {
+                notes.push("critical".to_string());
+            }
+            if let Some(a) = step.after {
+                notes.push(format!("after {}", ripcord_engine::duration::format(a)));
+            }
+            if step.when.is_some() {
+                notes.push("conditional".to_string());
+            }
+            if let Some(a) = agents(id) {
+                notes.push(a);
+            }
+            let needs: Vec<&str> = step.needs.iter().map(|(n, _)| n.as_str()).collect();
+            let action = match &step.target {
+                Some(t) => format!("{} @ {}", step.action, t.selector),
+                None => step.action.clone(),
+            };
+            rows.push(vec![
+                format!("{}", i + 1),
+                id.clone(),
+                action,
+                budget(rb, id),
+                if needs.is_empty() { "-".into() } else { needs.join(",") },
+                notes.join("; "),
+            ]);
+        }
+    }
+    out.push_str(&table(&["STAGE", "STEP", "ACTION", "BUDGET", "NEEDS", "NOTES"], &rows));
+    if !plan.handlers.is_empty() {
+        let _ = writeln!(out, "on failure only: {}", plan.handlers.join(", "));
+    }
+    let _ = writeln!(out, "parallel: {}", describe_parallel(plan));
+    let _ = writeln!(out, "critical path: {}", plan.critical_path.join(" → "));
+    let _ = writeln!(out, "{}", plan.summary());
+    out
+}
+
+fn describe_parallel(plan: &Plan) -> String {
+    let groups: Vec<String> = plan.layers.iter().filter(|l| l.len() > 1).map(|l| l.join(" ∥ ")).collect();
+    if groups.is_empty() { "none (a single chain)".into() } else { groups.join("; ") }
+}

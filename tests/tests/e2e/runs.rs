@@ -1,0 +1,203 @@
+//! Runs end to end: a runbook with parallel branches, an approval, a retry,
+//! a deferred step and a failure handler; operator errors; runbook check.
+
+use ripcord_tests::http::TestServer;
+use ripcord_tests::{Cluster, OPERATOR, VIEWER, step, text};
+use std::fs;
+
+fn runbook(server: &TestServer) -> String {
+    format!(
+        r#"id: e2e
+title: end to end
+rto: 5m
+params:
+  base: {{ default: "{base}" }}
+  hook: {{ default: "{hook}", secret: true }}
+steps:
+  - id: start
+    action: noop
+    budget: 1s
+  - id: left
+    needs: [start]
+    action: http.check
+    with: {{ url: "{{{{ params.base }}}}/left", expect_status: 200, expect_json: {{ ok: true }} }}
+  - id: right
+    needs: [start]
+    action: http.check
+    with: {{ url: "{{{{ params.base }}}}/flaky" }}
+    retry: {{ attempts: 3, backoff: 200ms }}
+  - id: gate
+    needs: [left, right]
+    action: approve
+    with: {{ message: "both branches are healthy" }}
+  - id: tell
+    needs: [gate]
+    action: notify
+    with: {{ webhook: "{{{{ params.hook }}}}", text: "run {{{{ run.short_id }}}} approved by {{{{ steps.gate.approved_by }}}}" }}
+  - id: risky
+    needs: [tell]
+    action: http.check
+    with: {{ url: "{{{{ params.base }}}}/risky" }}
+    on_failure: [alarm]
+  - id: later
+    needs: [risky]
+    action: http.check
+    with: {{ url: "{{{{ params.base }}}}/later" }}
+    after: 1s
+  - id: alarm
+    action: notify
+    with: {{ webhook: "{{{{ params.hook }}}}", text: "risky failed in {{{{ run.id }}}}" }}
+"#,
+        base = server.url(""),
+        hook = server.url("/hook/T0KEN-SECRET-123"),
+    )
+}
+
+#[test]
+fn a_run_with_parallel_branches_approval_retry_handler_and_deferred_step() {
+    let server = TestServer::start();
+    server.fail_next("/flaky", 1);
+    server.fail_next("/risky", 1);
+    let cluster = Cluster::start(&[]);
+    let file = cluster.path().join("e2e.yaml");
+    fs::write(&file, runbook(&server)).unwrap();
+    let run = cluster.start_run(file.to_str().unwrap(), &[]);
+
+    // Both branches ran; the flaky one needed a second attempt; the gate waits.
+    let v = cluster.wait_run(&run, "gate waiting", |v| step(v, "gate")["status"] == "waiting");
+    assert_eq!(step(&v, "left")["status"], "succeeded");
+    assert_eq!(step(&v, "right")["status"], "succeeded");
+    assert_eq!(step(&v, "right")["attempt"], 2);
+    assert!(step(&v, "gate")["waiting_for"].as_str().unwrap().contains("both branches are healthy"));
+
+    // A viewer may not approve; an operator may, and the log says who.
+    let out = cluster.cli(VIEWER, &["approve", &run, "gate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("viewer \"val\" may not call Control/ApproveStep"), "{:?}", text(&out));
+    let out = cluster.cli(OPERATOR, &["approve", &run, "gate", "--note", "looks good"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // risky fails (no retry) → the alarm handler runs → the run fails.
+    let v = cluster.wait_run(&run, "failed", |v| v["status"] == "failed");
+    assert_eq!(step(&v, "risky")["status"], "failed");
+    assert_eq!(step(&v, "alarm")["status"], "succeeded");
+    assert_eq!(step(&v, "later")["status"], "pending");
+    let approval = &step(&v, "gate")["approval"];
+    assert_eq!(approval["by"], "alice (operator)");
+    assert_eq!(approval["note"], "looks good");
+    let events = v["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["kind"] == "approved" && e["actor"] == "alice (operator)"));
+    assert!(events.iter().any(|e| e["kind"] == "run_started" && e["actor"] == "alice (operator)"));
+
+    // Retry resumes from the failed step only; the deferred step then waits its second.
+    let out = cluster.cli(OPERATOR, &["retry", &run]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let v = cluster.wait_run(&run, "succeeded", |v| v["status"] == "succeeded");
+    assert_eq!(step(&v, "risky")["attempt"], 2);
+    assert_eq!(step(&v, "left")["attempt"], 1, "what succeeded is not re-run");
+    assert!(v["recovered_at_ms"].as_i64().unwrap() <= step(&v, "later")["started_at_ms"].as_i64().unwrap());
+    assert!(
+        step(&v, "later")["started_at_ms"].as_i64().unwrap() - step(&v, "risky")["finished_at_ms"].as_i64().unwrap()
+            >= 1000,
+        "the deferred step waited its delay"
+    );
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "retry_requested" && e["actor"] == "alice (operator)")
+    );
+
+    // Side effects: one request per key, the notify text resolved, the secret never shown.
+    let reqs = server.requests();
+    let notify = reqs.iter().find(|r| r.path.starts_with("/hook/") && r.body.contains("approved by alice")).unwrap();
+    assert!(notify.key.as_deref().unwrap().ends_with("/tell/1"), "{notify:?}");
+    let shown =
+        text(&cluster.cli(OPERATOR, &["show", &run])).0 + &text(&cluster.cli(OPERATOR, &["show", &run, "--json"])).0;
+    assert!(!shown.contains("T0KEN-SECRET-123"), "a secret param leaked into show: {shown}");
+    assert!(shown.contains("••••••"));
+    assert!(!cluster.coordinator.log_text().contains("T0KEN-SECRET-123"), "a secret leaked into the log");
+
+    let out = cluster.cli(OPERATOR, &["runs"]);
+    assert!(text(&out).0.contains(&run) && text(&out).0.contains("succeeded"));
+}
+
+#[test]
+fn operator_mistakes_are_clear_errors_with_nonzero_exit() {
+    let server = TestServer::start();
+    let cluster = Cluster::start(&[]);
+    let file = cluster.path().join("e2e.yaml");
+    fs::write(&file, runbook(&server)).unwrap();
+
+    let fails = |args: &[&str], code: i32, expect: &str| {
+        let out = cluster.cli(OPERATOR, args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stdout} {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: expected {expect:?} in {stderr:?}");
+    };
+    fails(
+        &["run", "mongo-pitrr"],
+        2,
+        "no runbook file or built-in runbook \"mongo-pitrr\" (did you mean \"mongo-pitr\"?)",
+    );
+    fails(&["run", "redis-aof"], 1, "missing required param");
+    fails(&["run", file.to_str().unwrap(), "--param", "bogus"], 2, "\"bogus\" is not KEY=VALUE");
+    fails(
+        &["run", file.to_str().unwrap(), "--param", "bse=x"],
+        1,
+        "runbook e2e has no param \"bse\" (did you mean \"base\"?)",
+    );
+    fails(
+        &["run", file.to_str().unwrap(), "--incident-at", "yesterday"],
+        1,
+        "incident time \"yesterday\" is not RFC 3339",
+    );
+
+    let run = cluster.start_run(file.to_str().unwrap(), &[]);
+    cluster.wait_run(&run, "gate waiting", |v| step(v, "gate")["status"] == "waiting");
+    fails(&["approve", &run, "left"], 1, "step \"left\" is a http.check step, not an approval");
+    fails(&["approve", &run, "nope"], 1, "no step \"nope\"");
+    fails(&["approve", "ffffffffffff", "gate"], 1, "no run \"ffffffffffff\"");
+    fails(&["retry", &run], 1, "is running; only a failed run can be retried");
+    fails(&["abort", &run, "--reason", " "], 1, "an abort needs a reason");
+    let out = cluster.cli(VIEWER, &["abort", &run, "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = cluster.cli(OPERATOR, &["abort", &run, "--reason", "drill over"]);
+    assert!(out.status.success());
+    let v = cluster.view(&run).unwrap();
+    assert_eq!(v["status"], "aborted");
+    fails(&["approve", &run, "gate"], 1, "is already aborted");
+    // Short ids work.
+    assert!(cluster.cli(OPERATOR, &["show", &run[..8]]).status.success());
+}
+
+#[test]
+fn runbook_check_prints_every_error_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    fs::write(
+        &bad,
+        "id: bad\ntitle: typos\nsteps:\n  - id: a\n    action: redis.chek_aof\n  - id: b\n    action: noop\n    needs: [c]\n  - id: c\n    action: noop\n    needs: [b]\n    budget: 5 mins\n",
+    )
+    .unwrap();
+    let out = ripcord_tests::bare_cli(dir.path()).args(["runbook", "check", bad.to_str().unwrap()]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<&str> = stderr.lines().collect();
+    let b = bad.display();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{b}:5:13: unknown action \"redis.chek_aof\" (did you mean \"redis.check_aof\"?)"),
+            format!("{b}:6:5: steps form a cycle: b → c → b"),
+            format!("{b}:12:13: bad duration \"5 mins\": unknown unit \"mins\" (examples: 500ms, 30s, 5m, 1h30m, 1d)"),
+        ],
+        "{stderr}"
+    );
+
+    let out =
+        ripcord_tests::bare_cli(dir.path()).args(["runbook", "check", "redis-aof", "mongo-pitr"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+}
