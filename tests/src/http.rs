@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server for tests: records every request, treats the
 //! `Idempotency-Key` header the way a careful receiver would (the first
 //! request with a key is the side effect, repeats are recognised as
-//! duplicates), and can be told to fail the first N requests to a path.
+//! duplicates), can be told to fail the first N requests to a path, and
+//! answers paths under `/slow` after 120 ms.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -123,6 +124,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 _ => st.answers.get(&path).cloned().unwrap_or((200, "{\"ok\":true,\"ts\":\"now\"}".to_string())),
             }
         };
+        if path.starts_with("/slow") {
+            // A side effect that takes a while: restarts land in the middle.
+            std::thread::sleep(std::time::Duration::from_millis(120));
+        }
         let reason = if status < 400 { "OK" } else { "Error" };
         write!(
             stream,

@@ -4,5 +4,6 @@
 
 mod auth;
 mod config;
+mod crash;
 mod fleet;
 mod runs;
