@@ -11,7 +11,7 @@
 use crate::integrations::{Outcome, Performer, Request};
 use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
 use ripcord_engine::clock::Millis;
-use ripcord_engine::run::{self, Actor, Effect, Input, NewRun, RunState, Transition};
+use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, NewRun, RunState, Transition};
 use ripcord_engine::runbook::Runbook;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -280,7 +280,14 @@ impl Driver {
             live.record.next_event += 1;
             let mut e = e;
             e.message = redact(&e.message, &secrets);
-            debug!(run = %run_id, step = e.step.as_deref().unwrap_or("-"), kind = ?e.kind, "{}", e.message);
+            let step = e.step.as_deref().unwrap_or("-");
+            match e.kind {
+                EventKind::Ignored => debug!(run = %run_id, step, "{}", e.message),
+                EventKind::OverBudget | EventKind::StepFailed | EventKind::StepRetrying | EventKind::RunFailed => {
+                    warn!(run = %run_id, step, kind = ?e.kind, "{}", e.message)
+                }
+                _ => info!(run = %run_id, step, kind = ?e.kind, "{}", e.message),
+            }
             batch.events.push((run_id.to_string(), LoggedEvent { seq, event: e, actor: actor.cloned() }));
         }
         live.record.state = t.state;

@@ -276,6 +276,16 @@ impl Store {
             .collect()
     }
 
+    /// Bytes stored for one run: its record, events and pending effects.
+    pub fn bytes_of_run(&self, run_id: &str) -> u64 {
+        let prefix = format!("{run_id}/");
+        let sum = |t: &sled::Tree| -> u64 {
+            t.scan_prefix(prefix.as_bytes()).filter_map(Result::ok).map(|(k, v)| (k.len() + v.len()) as u64).sum()
+        };
+        let record = self.runs.get(run_id.as_bytes()).ok().flatten().map_or(0, |v| (run_id.len() + v.len()) as u64);
+        record + sum(&self.events) + sum(&self.effects)
+    }
+
     /// Bytes sled uses on disk (for the benchmark).
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)

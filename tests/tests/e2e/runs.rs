@@ -201,3 +201,34 @@ fn runbook_check_prints_every_error_with_its_position() {
         ripcord_tests::bare_cli(dir.path()).args(["runbook", "check", "redis-aof", "mongo-pitr"]).output().unwrap();
     assert!(out.status.success(), "{:?}", text(&out));
 }
+
+#[test]
+fn watch_follows_a_run_to_its_end_and_plan_names_the_agents() {
+    let server = TestServer::start();
+    let cluster = Cluster::start(&[ripcord_tests::AgentSpec::new("cache-1").label("role", "redis")]);
+    let file = cluster.path().join("short.yaml");
+    fs::write(
+        &file,
+        format!(
+            "id: short\ntitle: short\nrto: 1m\nsteps:\n  - {{id: a, action: http.check, with: {{url: \"{}\"}}, budget: 10s}}\n  - {{id: b, needs: [a], action: wait, with: {{duration: 300ms}}}}\n",
+            server.url("/health")
+        ),
+    )
+    .unwrap();
+    let run = cluster.start_run(file.to_str().unwrap(), &[]);
+    let out = cluster.cli(OPERATOR, &["watch", &run, "--interval", "100ms"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("[a] http.check") && stdout.contains("[b] succeeded"), "{stdout}");
+    assert!(stdout.contains("recovered") && stdout.contains("of the 1m RTO"), "{stdout}");
+
+    // The plan knows which agents an agent step would use.
+    let out = cluster.cli(OPERATOR, &["runbook", "plan", "redis-aof", "--param", "webhook=http://x"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    let line =
+        |step: &str| stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(step)).unwrap_or("").to_string();
+    assert!(line("ping").contains("agents: cache-1 (ready)"), "{stdout}");
+    assert!(line("fix").contains("cache-1 (DOES NOT ALLOW IT) — NO USABLE AGENT"), "{stdout}");
+    assert!(stdout.contains("critical path 5m of 5m RTO"), "{stdout}");
+}
