@@ -474,19 +474,8 @@ impl Machine<'_> {
                 self.timer(step, *attempt, *kind);
             }
             Input::Approve { step, by, note } => {
-                self.refuse_if_finished()?;
-                let def = self.def(step)?;
-                if def.action != "approve" {
-                    return Err(Rejected(format!("step \"{step}\" is a {} step, not an approval", def.action)));
-                }
                 let now = self.now;
-                let st = self.step_state(step)?;
-                if st.status != StepStatus::Waiting {
-                    return Err(Rejected(format!(
-                        "step \"{step}\" is not waiting for approval (it is {})",
-                        st.status.name()
-                    )));
-                }
+                let st = self.waiting(step, "approve", "an approval", "approval")?;
                 st.approval = Some(Confirmation { by: by.clone(), note: note.clone(), at: now });
                 let mut outputs = BTreeMap::new();
                 outputs.insert("approved_by".to_string(), Value::str(&by.name));
@@ -495,19 +484,8 @@ impl Machine<'_> {
                 self.succeed(step, outputs);
             }
             Input::Confirm { step, item, by, note } => {
-                self.refuse_if_finished()?;
-                let def = self.def(step)?;
-                if def.action != "checklist" {
-                    return Err(Rejected(format!("step \"{step}\" is a {} step, not a checklist", def.action)));
-                }
                 let now = self.now;
-                let st = self.step_state(step)?;
-                if st.status != StepStatus::Waiting {
-                    return Err(Rejected(format!(
-                        "step \"{step}\" is not waiting for confirmation (it is {})",
-                        st.status.name()
-                    )));
-                }
+                let st = self.waiting(step, "checklist", "a checklist", "confirmation")?;
                 let n = st.checklist.len();
                 let Some(slot) = st.checklist.get_mut(item.wrapping_sub(1)) else {
                     return Err(Rejected(format!("step \"{step}\" has items 1 to {n}; there is no item {item}")));
@@ -580,6 +558,20 @@ impl Machine<'_> {
         }
         self.schedule();
         Ok(())
+    }
+
+    /// The state of `step` if it is an `action` step waiting for a person.
+    fn waiting(&mut self, step: &str, action: &str, kind: &str, what: &str) -> Result<&mut StepState, Rejected> {
+        self.refuse_if_finished()?;
+        let def = self.def(step)?;
+        if def.action != action {
+            return Err(Rejected(format!("step \"{step}\" is a {} step, not {kind}", def.action)));
+        }
+        let st = self.step_state(step)?;
+        if st.status != StepStatus::Waiting {
+            return Err(Rejected(format!("step \"{step}\" is not waiting for {what} (it is {})", st.status.name())));
+        }
+        Ok(st)
     }
 
     fn refuse_if_finished(&self) -> Result<(), Rejected> {
