@@ -20,7 +20,7 @@
 //! Unknown fields are errors; relative paths resolve against the config
 //! file's directory.
 
-use crate::policy::Allowlist;
+use crate::policy::{AllowSection, Allowlist};
 use ripcord_engine::auth::validate_name;
 use ripcord_engine::duration;
 use ripcord_pki::tls::TlsFiles;
@@ -40,6 +40,7 @@ pub struct Config {
     pub allow: Allowlist,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +63,9 @@ struct File {
     /// What this agent may do. Anything not named here is refused.
     #[serde(default)]
     allow: AllowSection,
+    /// Where the agent keeps its command journal. Default: "/var/lib/ripcord-agent".
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
     /// Reconnection backoff.
     #[serde(default)]
     reconnect: ReconnectSection,
@@ -76,14 +80,6 @@ struct TlsSection {
     cert: PathBuf,
     /// This agent's private key.
     key: PathBuf,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllowSection {
-    /// Action names this agent will perform (see `ripcord_engine::catalogue`).
-    #[serde(default)]
-    actions: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,7 +125,7 @@ impl Config {
         if !(file.coordinator.starts_with("https://")) {
             return Err(at("coordinator", format!("\"{}\" must be an https:// URL", file.coordinator)));
         }
-        let allow = Allowlist::new(file.allow.actions).map_err(|e| at("allow.actions", e))?;
+        let allow = Allowlist::from_section(file.allow).map_err(|e| Error(format!("{}: allow.{e}", path.display())))?;
         for (k, v) in &file.labels {
             let sel = format!("{k}={v}");
             sel.parse::<ripcord_engine::Selector>().map_err(|e| at(&format!("labels.{k}"), e.to_string()))?;
@@ -150,6 +146,7 @@ impl Config {
             allow,
             reconnect_min,
             reconnect_max,
+            state_dir: file.state_dir.map(resolve).unwrap_or_else(|| PathBuf::from("/var/lib/ripcord-agent")),
         })
     }
 }

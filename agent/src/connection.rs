@@ -5,7 +5,8 @@
 use crate::config::Config;
 use crate::handle;
 use ripcord_proto::v1::{
-    AgentMessage, CoordinatorMessage, Heartbeat, Hello, agent_message, agents_client::AgentsClient, coordinator_message,
+    AgentMessage, CommandOutput, CoordinatorMessage, Heartbeat, Hello, agent_message, agents_client::AgentsClient,
+    coordinator_message,
 };
 use std::future::Future;
 use std::pin::pin;
@@ -21,6 +22,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub enum Error {
     #[error(transparent)]
     Pki(#[from] ripcord_pki::Error),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::Error),
     #[error("bad coordinator address \"{url}\": {reason}")]
     Address { url: String, reason: String },
 }
@@ -45,12 +48,13 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Durat
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let endpoint = endpoint(&config)?;
+    let journal = std::sync::Arc::new(crate::journal::Journal::open(&config.state_dir)?);
     let mut shutdown = pin!(shutdown);
     let mut attempt: u32 = 0;
     info!(agent = %config.id, coordinator = %config.coordinator, actions = ?config.allow.actions(), "agent starting");
     loop {
         let ended = tokio::select! {
-            ended = session(&config, &endpoint) => ended,
+            ended = session(&config, &endpoint, &journal) => ended,
             () = &mut shutdown => Ended::Shutdown,
         };
         let delay = match ended {
@@ -96,7 +100,7 @@ fn endpoint(config: &Config) -> Result<Endpoint, Error> {
         .keep_alive_timeout(Duration::from_secs(10)))
 }
 
-async fn session(config: &Config, endpoint: &Endpoint) -> Ended {
+async fn session(config: &Config, endpoint: &Endpoint, journal: &std::sync::Arc<crate::journal::Journal>) -> Ended {
     let lost = |reason: String| Ended::Lost { reason, established: false, replaced: false };
     let channel = match endpoint.connect().await {
         Ok(c) => c,
@@ -162,8 +166,20 @@ async fn session(config: &Config, endpoint: &Endpoint) -> Ended {
                     Some(coordinator_message::Body::Command(cmd)) => {
                         let tx = tx.clone();
                         let allow = config.allow.clone();
+                        let journal = std::sync::Arc::clone(journal);
                         tokio::spawn(async move {
-                            let result = handle::command(&allow, cmd).await;
+                            // Output streams to the coordinator as it comes.
+                            let (live, mut chunks) = mpsc::unbounded_channel::<String>();
+                            let forward_tx = tx.clone();
+                            let command_id = cmd.command_id.clone();
+                            let forward = tokio::spawn(async move {
+                                while let Some(chunk) = chunks.recv().await {
+                                    let msg = CommandOutput { command_id: command_id.clone(), chunk };
+                                    let _ = forward_tx.send(AgentMessage { body: Some(agent_message::Body::Output(msg)) }).await;
+                                }
+                            });
+                            let result = handle::command(&allow, &journal, cmd, live).await;
+                            let _ = forward.await;
                             let _ = tx.send(AgentMessage { body: Some(agent_message::Body::Result(result)) }).await;
                         });
                     }

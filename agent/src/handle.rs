@@ -1,15 +1,114 @@
-//! Turns a command from the coordinator into its result. Only commands the
-//! allowlist permits are performed; everything else is answered with an
-//! error that names what was refused.
+//! Turns a command from the coordinator into its result. Actions go through
+//! the journal (a repeated command id is answered, not re-run) and the
+//! allowlist (everything not named is refused, and the refusal says what).
 
+use crate::actions::{self, Ctx, Output};
 use crate::connection::VERSION;
+use crate::journal::{Journal, Lookup, Outcome};
 use crate::policy::Allowlist;
-use ripcord_proto::v1::{Command, CommandError, CommandResult, Pong, command, command_result};
+use ripcord_proto::v1::{
+    ActionCommand, ActionDone, Command, CommandError, CommandResult, Pong, command, command_result,
+};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
 
-pub async fn command(_allow: &Allowlist, cmd: Command) -> CommandResult {
+/// Handles one command; output chunks of a running action go to `live`.
+pub async fn command(
+    allow: &Allowlist,
+    journal: &Journal,
+    cmd: Command,
+    live: mpsc::UnboundedSender<String>,
+) -> CommandResult {
+    let id = cmd.command_id;
     let outcome = match cmd.kind {
         Some(command::Kind::Ping(_)) => command_result::Outcome::Pong(Pong { agent_version: VERSION.to_string() }),
+        Some(command::Kind::Action(a)) => to_proto(action(allow, journal, &id, a, live).await),
         None => command_result::Outcome::Error(CommandError { message: "empty command".into() }),
     };
-    CommandResult { command_id: cmd.command_id, outcome: Some(outcome) }
+    CommandResult { command_id: id, outcome: Some(outcome) }
+}
+
+fn to_proto(o: Outcome) -> command_result::Outcome {
+    match o {
+        Outcome::Done { outputs_json, output } => command_result::Outcome::Done(ActionDone { outputs_json, output }),
+        Outcome::Failed { error, output } => {
+            let message = if output.trim().is_empty() { error } else { format!("{error}\n--- output ---\n{output}") };
+            command_result::Outcome::Error(CommandError { message })
+        }
+    }
+}
+
+async fn action(
+    allow: &Allowlist,
+    journal: &Journal,
+    id: &str,
+    a: ActionCommand,
+    live: mpsc::UnboundedSender<String>,
+) -> Outcome {
+    // Refusals are answered without a journal entry: nothing ran.
+    if let Err(e) = allow.check_action(&a.action) {
+        warn!(command = %id, action = %a.action, "refused: {e}");
+        return Outcome::Failed { error: e.to_string(), output: String::new() };
+    }
+    let ticket = match journal.lookup(id) {
+        Ok(Lookup::Run(t)) => t,
+        Ok(Lookup::Recorded(o)) => {
+            info!(command = %id, "repeated command answered from the journal");
+            return o;
+        }
+        Ok(Lookup::Running(mut rx)) => {
+            info!(command = %id, "repeated command is still running; waiting for it");
+            loop {
+                if let Some(o) = rx.borrow().clone() {
+                    return o;
+                }
+                if rx.changed().await.is_err() {
+                    return Outcome::Failed { error: "the running command was lost".into(), output: String::new() };
+                }
+            }
+        }
+        Ok(Lookup::Interrupted) => {
+            return Outcome::Failed {
+                error: format!(
+                    "command {id} was started by an earlier agent process that stopped before it finished; its outcome is unknown — check the host before retrying the step"
+                ),
+                output: String::new(),
+            };
+        }
+        Err(e) => return Outcome::Failed { error: e.to_string(), output: String::new() },
+    };
+    let args: serde_json::Value = match serde_json::from_str(&a.args_json) {
+        Ok(v) => v,
+        Err(e) => {
+            let o = Outcome::Failed { error: format!("bad arguments: {e}"), output: String::new() };
+            let _ = journal.finish(ticket, o.clone());
+            return o;
+        }
+    };
+    info!(command = %id, action = %a.action, "performing");
+    let out = Output::new(Some(live));
+    let ctx = Ctx { allow, out: &out };
+    let work = actions::perform(&a.action, &args, &ctx);
+    let result = if a.timeout_ms > 0 {
+        match tokio::time::timeout(Duration::from_millis(a.timeout_ms), work).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{} did not finish within {}ms", a.action, a.timeout_ms)),
+        }
+    } else {
+        work.await
+    };
+    let outcome = match result {
+        Ok(outputs) => {
+            Outcome::Done { outputs_json: serde_json::Value::Object(outputs).to_string(), output: out.text() }
+        }
+        Err(error) => {
+            warn!(command = %id, action = %a.action, "failed: {error}");
+            Outcome::Failed { error, output: out.text() }
+        }
+    };
+    if let Err(e) = journal.finish(ticket, outcome.clone()) {
+        warn!(command = %id, "cannot record the outcome: {e}");
+    }
+    outcome
 }

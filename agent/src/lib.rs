@@ -7,9 +7,11 @@
 //! - [`handle`]: one command → one result.
 //! - [`policy`]: the allowlist.
 
+pub mod actions;
 pub mod config;
 pub mod connection;
 pub mod handle;
+pub mod journal;
 pub mod policy;
 
 pub use connection::run;

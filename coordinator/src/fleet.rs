@@ -80,6 +80,8 @@ pub struct Fleet {
     /// Makes command ids unique across coordinator restarts.
     epoch: u64,
     limit: Arc<Semaphore>,
+    /// Woken whenever an agent (re)connects.
+    connected: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +114,7 @@ impl Fleet {
             next_command: AtomicU64::new(1),
             epoch: u64::try_from(now_ms()).unwrap_or(0),
             limit: Arc::new(Semaphore::new(max_concurrent_commands)),
+            connected: tokio::sync::Notify::new(),
         })
     }
 
@@ -153,6 +156,7 @@ impl Fleet {
         self.commit(rec.clone());
         info!(agent = %rec.agent_id, conn = conn_id, address = %rec.address, version = %rec.version,
             labels = ?rec.labels, "agent connected");
+        self.connected.notify_waiters();
         Attached { conn_id, outgoing, stop }
     }
 
@@ -263,8 +267,67 @@ impl Fleet {
         kind: command::Kind,
         timeout: Duration,
     ) -> Result<(command_result::Outcome, Duration), DispatchError> {
-        let _permit = self.limit.acquire().await.map_err(|_| DispatchError::Disconnected)?;
         let command_id = self.new_command_id("cmd");
+        self.dispatch_as(agent_id, command_id, kind, timeout).await
+    }
+
+    /// Sends an action with a stable command id and waits for its outcome —
+    /// through disconnects: when the agent comes back, the same id is sent
+    /// again and the agent's journal answers it (or it is still running and
+    /// the agent waits for it). Gives up at `timeout`.
+    pub async fn run_action(
+        &self,
+        agent_id: &str,
+        command_id: &str,
+        kind: command::Kind,
+        timeout: Duration,
+    ) -> Result<command_result::Outcome, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut announced = false;
+        loop {
+            let reconnected = self.connected.notified();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.dispatch_as(agent_id, command_id.to_string(), kind.clone(), left).await {
+                Ok((outcome, _)) => return Ok(outcome),
+                Err(DispatchError::Timeout(_)) => {
+                    return Err(format!(
+                        "no answer from agent {agent_id} within {}",
+                        ripcord_engine::duration::format(timeout)
+                    ));
+                }
+                Err(e @ (DispatchError::Disconnected | DispatchError::Lost)) => {
+                    if !announced {
+                        warn!(agent = %agent_id, command = %command_id, "agent {e}; waiting for it to come back");
+                        announced = true;
+                    }
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() || tokio::time::timeout(left, reconnected).await.is_err() {
+                        return Err(format!(
+                            "agent {agent_id} {e} and did not come back within {}",
+                            ripcord_engine::duration::format(timeout)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output an agent streams while a command runs (kept for debugging; the
+    /// bounded copy comes with the result).
+    pub fn output(&self, agent_id: &str, command_id: &str, chunk: &str) {
+        for line in chunk.lines() {
+            tracing::debug!(agent = %agent_id, command = %command_id, "| {line}");
+        }
+    }
+
+    async fn dispatch_as(
+        &self,
+        agent_id: &str,
+        command_id: String,
+        kind: command::Kind,
+        timeout: Duration,
+    ) -> Result<(command_result::Outcome, Duration), DispatchError> {
+        let _permit = self.limit.acquire().await.map_err(|_| DispatchError::Disconnected)?;
         let (answer_tx, answer_rx) = oneshot::channel();
         let tx = {
             let mut sessions = lock(&self.sessions);

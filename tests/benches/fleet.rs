@@ -98,6 +98,7 @@ async fn fan_out(agents: usize) {
             allow: ripcord_agent::policy::Allowlist::default(),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
+            state_dir: cluster.path().join("agent-state").join(&id),
         };
         let mut stop = stop_rx.clone();
         handles.push(tokio::spawn(async move {

@@ -224,13 +224,14 @@ impl Cluster {
         let labels: String = spec.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
         let actions: Vec<String> = spec.actions.iter().map(|a| format!("\"{a}\"")).collect();
         let text = format!(
-            "id = \"{id}\"\ncoordinator = \"{url}\"\nserver_name = \"localhost\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[labels]\n{labels}\n[allow]\nactions = [{actions}]\n\n[reconnect]\nmin = \"50ms\"\nmax = \"1s\"\n",
+            "id = \"{id}\"\ncoordinator = \"{url}\"\nserver_name = \"localhost\"\nstate_dir = \"{state}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[labels]\n{labels}\n[allow]\nactions = [{actions}]\n\n[reconnect]\nmin = \"50ms\"\nmax = \"1s\"\n",
             id = spec.id,
             url = self.url(),
             ca = self.pki.ca().display(),
             cert = self.pki.cert(&spec.cert_name).display(),
             key = self.pki.key(&spec.cert_name).display(),
             actions = actions.join(", "),
+            state = self.path().join(format!("agent-{n}-state")).display(),
         );
         fs::write(&cfg, text).expect("agent config");
         let mut cmd = Command::new(bin("ripcord-agent"));

@@ -24,6 +24,9 @@ pub fn ping_result(o: PingOutcome) -> PingResult {
         Ok((command_result::Outcome::Pong(p), rtt)) => {
             (S::Ok, u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX), format!("agent version {}", p.agent_version))
         }
+        Ok((command_result::Outcome::Done(_), rtt)) => {
+            (S::Error, u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX), "unexpected answer to a ping".to_string())
+        }
         Ok((command_result::Outcome::Error(e), rtt)) => {
             (S::Error, u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX), e.message)
         }

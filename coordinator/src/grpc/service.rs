@@ -157,6 +157,9 @@ impl agents_server::Agents for Service {
                                 fleet.touch(&agent_id, conn_id);
                                 fleet.deliver(&agent_id, conn_id, result);
                             }
+                            Some(agent_message::Body::Output(out)) => {
+                                fleet.output(&agent_id, &out.command_id, &out.chunk);
+                            }
                             Some(agent_message::Body::Hello(_)) => debug!(agent = %agent_id, "repeated hello ignored"),
                             None => debug!(agent = %agent_id, "empty message ignored"),
                         },

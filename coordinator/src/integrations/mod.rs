@@ -3,6 +3,7 @@
 //! [`Actions`] is the real one: HTTP checks and notifications here, agent
 //! actions through the fleet, the cloud integrations as they arrive.
 
+pub mod agents;
 pub mod http;
 
 use crate::fleet::Fleet;
@@ -40,7 +41,6 @@ pub trait Performer: Send + Sync {
 /// The real performer.
 pub struct Actions {
     http: http::Http,
-    #[allow(dead_code)]
     fleet: Arc<Fleet>,
 }
 
@@ -58,16 +58,13 @@ impl Performer for Actions {
                 let http = self.http.clone();
                 Box::pin(async move { http.check(&r.key, &r.args).await })
             }
+            _ if r.target.is_some() => Box::pin(agents::perform(Arc::clone(&self.fleet), r)),
             "notify" => {
                 let http = self.http.clone();
                 Box::pin(async move { http.notify(&r.key, &r.args).await })
             }
             other => {
-                let msg = if r.target.is_some() {
-                    format!("agent action {other} is not available in this version of ripcord")
-                } else {
-                    format!("action {other} is not available in this version of ripcord")
-                };
+                let msg = format!("action {other} is not available in this version of ripcord");
                 Box::pin(async move { Outcome::Failed(msg) })
             }
         }

@@ -1,0 +1,181 @@
+//! `file.copy` and `file.newest`, inside the allowlist's directories.
+
+use super::{Ctx, Outputs};
+use serde_json::Value;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// SHA-256 of a file, hex.
+pub fn sha256(path: &Path) -> Result<String, String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn stamp() -> String {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    ripcord_engine::clock::rfc3339(i64::try_from(secs).unwrap_or(0) * 1000).replace(':', "")
+}
+
+/// Copies `from` to `to` through a temporary file in `to`'s directory:
+/// checksum verified, mode and owner kept (of `to` if it existed, else of
+/// `from`), then renamed into place. An existing `to` is kept as
+/// `to.before-TIMESTAMP` first.
+pub fn copy_verified(
+    from: &Path,
+    to: &Path,
+    owner: Option<(u32, u32)>,
+) -> Result<(String, u64, Option<PathBuf>), String> {
+    let src_meta = fs::metadata(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+    if !src_meta.is_file() {
+        return Err(format!("{} is not a regular file", from.display()));
+    }
+    let old = fs::metadata(to).ok();
+    let dir = to.parent().ok_or("target has no directory")?;
+    let tmp = dir.join(format!(".{}.ripcord-tmp", to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let result = (|| {
+        let mut src = fs::File::open(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+        let mut dst = fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = src.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            dst.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        }
+        dst.sync_all().map_err(|e| e.to_string())?;
+        let mode = old.as_ref().map_or(src_meta.mode(), |m| m.mode()) & 0o7777;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+        let (uid, gid) =
+            owner.unwrap_or_else(|| old.as_ref().map_or((src_meta.uid(), src_meta.gid()), |m| (m.uid(), m.gid())));
+        // Only root may give files away; elsewhere keeping our own is fine.
+        if let Err(e) = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+            && fs::metadata(&tmp).map(|m| m.uid() != uid).unwrap_or(true)
+        {
+            return Err(format!("cannot set owner {uid}:{gid} on {}: {e}", tmp.display()));
+        }
+        let want = sha256(from)?;
+        let got = sha256(&tmp)?;
+        if want != got {
+            return Err(format!("checksum mismatch after copying {} (sha256 {want} vs {got})", from.display()));
+        }
+        let kept = if old.is_some() {
+            let backup = PathBuf::from(format!("{}.before-{}", to.display(), stamp()));
+            fs::rename(to, &backup).map_err(|e| format!("cannot keep the old {}: {e}", to.display()))?;
+            Some(backup)
+        } else {
+            None
+        };
+        fs::rename(&tmp, to).map_err(|e| format!("cannot move the copy into place: {e}"))?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok((got, src_meta.len(), kept))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub async fn copy(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<Outputs, String> {
+    let from = ctx.allow.readable(from).map_err(|e| e.to_string())?;
+    let to = ctx.allow.writable(to).map_err(|e| e.to_string())?;
+    let (sha, bytes, kept) = copy_verified(&from, &to, None)?;
+    ctx.out.line(&format!("copied {} to {} ({bytes} bytes, sha256 {sha})", from.display(), to.display()));
+    let mut o = Outputs::new();
+    o.insert("sha256".into(), Value::String(sha));
+    o.insert("bytes".into(), Value::from(bytes));
+    if let Some(k) = kept {
+        o.insert("previous".into(), Value::String(k.display().to_string()));
+    }
+    Ok(o)
+}
+
+/// `*` and `?` glob on a file name.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// The newest regular file in `dir` whose name matches `pattern`, and its age.
+pub fn newest_in(dir: &Path, pattern: &str) -> Result<Option<(PathBuf, u64)>, String> {
+    let mut best: Option<(PathBuf, SystemTime)> = None;
+    for e in fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() || !glob(pattern, &name) {
+            continue;
+        }
+        let Ok(m) = meta.modified() else { continue };
+        if best.as_ref().is_none_or(|(_, t)| m > *t) {
+            best = Some((e.path(), m));
+        }
+    }
+    Ok(best.map(|(p, t)| (p, SystemTime::now().duration_since(t).map_or(0, |d| d.as_secs()))))
+}
+
+pub async fn newest(ctx: &Ctx<'_>, dir: &str, pattern: &str) -> Result<Outputs, String> {
+    let dir = ctx.allow.readable(dir).map_err(|e| e.to_string())?;
+    let (path, age) =
+        newest_in(&dir, pattern)?.ok_or_else(|| format!("no file matching {pattern} in {}", dir.display()))?;
+    ctx.out.line(&format!("newest {pattern} in {}: {} ({age}s old)", dir.display(), path.display()));
+    let mut o = Outputs::new();
+    o.insert("path".into(), Value::String(path.display().to_string()));
+    o.insert("age_seconds".into(), Value::from(age));
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_table() {
+        for (p, n, m) in [
+            ("*.rdb", "dump-1.rdb", true),
+            ("dump-?.rdb", "dump-1.rdb", true),
+            ("*.rdb", "x.aof", false),
+            ("*", "", true),
+        ] {
+            assert_eq!(glob(p, n), m, "{p} {n}");
+        }
+    }
+
+    #[test]
+    fn copy_keeps_mode_verifies_and_backs_up_what_it_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, "new").unwrap();
+        fs::write(&b, "old").unwrap();
+        fs::set_permissions(&b, fs::Permissions::from_mode(0o640)).unwrap();
+        let (sha, bytes, kept) = copy_verified(&a, &b, None).unwrap();
+        assert_eq!(bytes, 3);
+        assert_eq!(sha, sha256(&a).unwrap());
+        assert_eq!(fs::read_to_string(&b).unwrap(), "new");
+        assert_eq!(fs::metadata(&b).unwrap().mode() & 0o777, 0o640);
+        assert_eq!(fs::read_to_string(kept.unwrap()).unwrap(), "old");
+    }
+}
