@@ -8,6 +8,7 @@
 //! ```
 
 pub mod http;
+pub mod redis;
 
 use ripcord_engine::Role;
 use ripcord_pki::issue::{Request, Validity};
@@ -156,14 +157,32 @@ pub struct AgentSpec {
     pub cert_name: String,
     pub labels: Vec<(String, String)>,
     pub actions: Vec<String>,
+    /// More of the agent's `[allow]` (services, Redis instances, paths), TOML.
+    pub allow_toml: String,
 }
 
 impl AgentSpec {
     pub fn new(id: &str) -> Self {
-        Self { id: id.into(), cert_name: id.into(), labels: vec![], actions: vec!["redis.ping".into()] }
+        Self {
+            id: id.into(),
+            cert_name: id.into(),
+            labels: vec![],
+            actions: vec!["redis.ping".into()],
+            allow_toml: String::new(),
+        }
     }
     pub fn label(mut self, k: &str, v: &str) -> Self {
         self.labels.push((k.into(), v.into()));
+        self
+    }
+    /// Allow these actions (replacing the default).
+    pub fn actions(mut self, actions: &[&str]) -> Self {
+        self.actions = actions.iter().map(|a| a.to_string()).collect();
+        self
+    }
+    /// Add `[allow]` entries (TOML).
+    pub fn allow(mut self, toml: &str) -> Self {
+        self.allow_toml.push_str(toml);
         self
     }
     /// Use another identity's certificate (to test impersonation).
@@ -224,7 +243,7 @@ impl Cluster {
         let labels: String = spec.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
         let actions: Vec<String> = spec.actions.iter().map(|a| format!("\"{a}\"")).collect();
         let text = format!(
-            "id = \"{id}\"\ncoordinator = \"{url}\"\nserver_name = \"localhost\"\nstate_dir = \"{state}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[labels]\n{labels}\n[allow]\nactions = [{actions}]\n\n[reconnect]\nmin = \"50ms\"\nmax = \"1s\"\n",
+            "id = \"{id}\"\ncoordinator = \"{url}\"\nserver_name = \"localhost\"\nstate_dir = \"{state}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[labels]\n{labels}\n[reconnect]\nmin = \"50ms\"\nmax = \"1s\"\n\n[allow]\nactions = [{actions}]\n{extra}\n",
             id = spec.id,
             url = self.url(),
             ca = self.pki.ca().display(),
@@ -232,6 +251,7 @@ impl Cluster {
             key = self.pki.key(&spec.cert_name).display(),
             actions = actions.join(", "),
             state = self.path().join(format!("agent-{n}-state")).display(),
+            extra = spec.allow_toml,
         );
         fs::write(&cfg, text).expect("agent config");
         let mut cmd = Command::new(bin("ripcord-agent"));

@@ -3,6 +3,7 @@
 //! harness.
 
 mod auth;
+mod compose;
 mod config;
 mod crash;
 mod fleet;
