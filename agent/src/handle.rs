@@ -112,3 +112,51 @@ async fn action(
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AllowSection, Dir};
+
+    #[tokio::test]
+    async fn a_repeated_command_id_is_answered_from_the_journal_not_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        std::fs::create_dir(&files).unwrap();
+        std::fs::write(files.join("new.rdb"), "new").unwrap();
+        std::fs::write(files.join("dump.rdb"), "old").unwrap();
+        let allow = Allowlist::from_section(AllowSection {
+            actions: vec!["file.copy".into()],
+            paths: vec![Dir { dir: files.clone(), write: true }],
+            ..Default::default()
+        })
+        .unwrap();
+        let journal = Journal::open(&dir.path().join("state")).unwrap();
+        let args = serde_json::json!({"from": files.join("new.rdb"), "to": files.join("dump.rdb")}).to_string();
+        let cmd = || Command {
+            command_id: "run1/copy/1@a".into(),
+            kind: Some(command::Kind::Action(ActionCommand { action: "file.copy".into(), args_json: args.clone(), timeout_ms: 0 })),
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let first = command(&allow, &journal, cmd(), tx.clone()).await;
+        // The coordinator restarted and sends the same command again.
+        let second = command(&allow, &journal, cmd(), tx.clone()).await;
+        assert_eq!(first, second);
+        assert!(matches!(first.outcome, Some(command_result::Outcome::Done(_))), "{first:?}");
+        let kept: Vec<_> = std::fs::read_dir(&files)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".before-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "the copy ran once: one backup of what it replaced");
+
+        // A refused command leaves no journal entry and says why.
+        let refused = Command {
+            command_id: "run1/x/1@a".into(),
+            kind: Some(command::Kind::Action(ActionCommand { action: "service.stop".into(), args_json: "{}".into(), timeout_ms: 0 })),
+        };
+        let r = command(&allow, &journal, refused, tx).await;
+        let Some(command_result::Outcome::Error(e)) = r.outcome else { panic!("{r:?}") };
+        assert_eq!(e.message, "refused by the agent's allowlist: action service.stop is not allowed on this agent");
+    }
+}

@@ -232,3 +232,46 @@ fn watch_follows_a_run_to_its_end_and_plan_names_the_agents() {
     assert!(line("fix").contains("cache-1 (DOES NOT ALLOW IT) — NO USABLE AGENT"), "{stdout}");
     assert!(stdout.contains("critical path 5m of 5m RTO"), "{stdout}");
 }
+
+#[test]
+fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
+    let mut cluster = Cluster::start(&[]);
+    let dir = cluster.path().join("slow");
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("starts.log");
+    // A service that ignores SIGTERM: stopping it takes the whole grace period.
+    let allow = format!(
+        "\n[[allow.service]]\nname = \"slow\"\nbackend = \"exec\"\nargv = [\"sh\", \"-c\", \"trap '' TERM; echo started >> {log}; while true; do sleep 0.1; done\"]\npid_file = \"{pid}\"\nstop_grace = \"1500ms\"\n",
+        log = log.display(),
+        pid = dir.join("slow.pid").display()
+    );
+    cluster.start_agent(
+        &ripcord_tests::AgentSpec::new("host-1").label("role", "app").actions(&["service.start", "service.restart"]).allow(&allow),
+    );
+    cluster.wait_connected("host-1");
+    let rb = cluster.path().join("slow.yaml");
+    fs::write(
+        &rb,
+        "id: slow\ntitle: slow\nsteps:\n  - {id: start, action: service.start, target: \"role=app\", with: {service: slow}}\n  - {id: restart, needs: [start], action: service.restart, target: \"role=app\", with: {service: slow}}\n",
+    )
+    .unwrap();
+    let run = cluster.start_run(rb.to_str().unwrap(), &[]);
+    // Kill the coordinator while the restart is stopping the service.
+    ripcord_tests::eventually("the restart to be under way", || {
+        let l = cluster.agents[0].log_text();
+        if l.contains("action=service.restart") { Ok(()) } else { Err("not yet".to_string()) }
+    });
+    cluster.restart_coordinator();
+    let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", ripcord_tests::step_states(&v));
+    let starts = fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(starts, 2, "started once by `start` and once by the single `restart`");
+    let agent_log = cluster.agents[0].log_text();
+    assert!(
+        agent_log.contains("still running; waiting for it") || agent_log.contains("answered from the journal"),
+        "the repeated command was answered, not re-run"
+    );
+    if let Ok(pid) = fs::read_to_string(dir.join("slow.pid")) {
+        let _ = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status();
+    }
+}
