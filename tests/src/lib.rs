@@ -159,6 +159,8 @@ pub struct AgentSpec {
     pub actions: Vec<String>,
     /// More of the agent's `[allow]` (services, Redis instances, paths), TOML.
     pub allow_toml: String,
+    /// Extra environment for the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 impl AgentSpec {
@@ -169,6 +171,7 @@ impl AgentSpec {
             labels: vec![],
             actions: vec!["redis.ping".into()],
             allow_toml: String::new(),
+            env: vec![],
         }
     }
     pub fn label(mut self, k: &str, v: &str) -> Self {
@@ -183,6 +186,11 @@ impl AgentSpec {
     /// Add `[allow]` entries (TOML).
     pub fn allow(mut self, toml: &str) -> Self {
         self.allow_toml.push_str(toml);
+        self
+    }
+    /// Set an environment variable for the agent process.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
         self
     }
     /// Use another identity's certificate (to test impersonation).
@@ -256,6 +264,9 @@ impl Cluster {
         fs::write(&cfg, text).expect("agent config");
         let mut cmd = Command::new(bin("ripcord-agent"));
         cmd.arg("--config").arg(&cfg);
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
         let log = self.path().join(format!("agent-{n}-{}.log", spec.id));
         self.agents.push(Proc::spawn(&format!("agent {}", spec.id), cmd, log));
         n

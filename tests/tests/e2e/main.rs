@@ -8,3 +8,4 @@ mod config;
 mod crash;
 mod fleet;
 mod runs;
+mod services;
