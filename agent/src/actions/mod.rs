@@ -9,6 +9,8 @@ pub mod files;
 pub mod output;
 pub mod process;
 pub mod redis;
+#[cfg(test)]
+pub mod redis_testkit;
 pub mod resp;
 pub mod service;
 

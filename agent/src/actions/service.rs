@@ -97,6 +97,11 @@ async fn wait_up(ctx: &Ctx<'_>, svc: &Service) -> Result<(), String> {
             ctx.out.line(&format!("{} is up", svc.name));
             return Ok(());
         }
+        if svc.backend == Backend::Exec && exec_pid(svc).is_none() {
+            let log = svc.log_file.clone().or_else(|| svc.pid_file.as_ref().map(|p| p.with_extension("log")));
+            let where_ = log.map(|l| format!("; see {}", l.display())).unwrap_or_default();
+            return Err(format!("{} exited right after it was started{where_}", svc.name));
+        }
         if Instant::now() > deadline {
             return Err(format!("{} did not come up within {:?}", svc.name, svc.start_timeout));
         }

@@ -7,5 +7,6 @@ mod compose;
 mod config;
 mod crash;
 mod fleet;
+mod redis;
 mod runs;
 mod services;

@@ -246,7 +246,10 @@ fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
         pid = dir.join("slow.pid").display()
     );
     cluster.start_agent(
-        &ripcord_tests::AgentSpec::new("host-1").label("role", "app").actions(&["service.start", "service.restart"]).allow(&allow),
+        &ripcord_tests::AgentSpec::new("host-1")
+            .label("role", "app")
+            .actions(&["service.start", "service.restart"])
+            .allow(&allow),
     );
     cluster.wait_connected("host-1");
     let rb = cluster.path().join("slow.yaml");
