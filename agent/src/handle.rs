@@ -51,6 +51,10 @@ async fn action(
         warn!(command = %id, action = %a.action, "refused: {e}");
         return Outcome::Failed { error: e.to_string(), output: String::new() };
     }
+    // Reading is safe to repeat and is not worth two fsyncs.
+    if READ_ONLY.contains(&a.action.as_str()) {
+        return perform(allow, id, &a, live).await;
+    }
     let ticket = match journal.lookup(id) {
         Ok(Lookup::Run(t)) => t,
         Ok(Lookup::Recorded(o)) => {
@@ -78,13 +82,21 @@ async fn action(
         }
         Err(e) => return Outcome::Failed { error: e.to_string(), output: String::new() },
     };
+    let outcome = perform(allow, id, &a, live).await;
+    if let Err(e) = journal.finish(ticket, outcome.clone()) {
+        warn!(command = %id, "cannot record the outcome: {e}");
+    }
+    outcome
+}
+
+/// Actions that only read: repeated freely, so they skip the journal.
+const READ_ONLY: &[&str] =
+    &["redis.ping", "redis.dbsize", "redis.info", "service.status", "compose.logs", "file.newest"];
+
+async fn perform(allow: &Allowlist, id: &str, a: &ActionCommand, live: mpsc::UnboundedSender<String>) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&a.args_json) {
         Ok(v) => v,
-        Err(e) => {
-            let o = Outcome::Failed { error: format!("bad arguments: {e}"), output: String::new() };
-            let _ = journal.finish(ticket, o.clone());
-            return o;
-        }
+        Err(e) => return Outcome::Failed { error: format!("bad arguments: {e}"), output: String::new() },
     };
     info!(command = %id, action = %a.action, "performing");
     let out = Output::new(Some(live));
@@ -98,7 +110,7 @@ async fn action(
     } else {
         work.await
     };
-    let outcome = match result {
+    match result {
         Ok(outputs) => {
             Outcome::Done { outputs_json: serde_json::Value::Object(outputs).to_string(), output: out.text() }
         }
@@ -106,11 +118,7 @@ async fn action(
             warn!(command = %id, action = %a.action, "failed: {error}");
             Outcome::Failed { error, output: out.text() }
         }
-    };
-    if let Err(e) = journal.finish(ticket, outcome.clone()) {
-        warn!(command = %id, "cannot record the outcome: {e}");
     }
-    outcome
 }
 
 #[cfg(test)]
@@ -135,7 +143,11 @@ mod tests {
         let args = serde_json::json!({"from": files.join("new.rdb"), "to": files.join("dump.rdb")}).to_string();
         let cmd = || Command {
             command_id: "run1/copy/1@a".into(),
-            kind: Some(command::Kind::Action(ActionCommand { action: "file.copy".into(), args_json: args.clone(), timeout_ms: 0 })),
+            kind: Some(command::Kind::Action(ActionCommand {
+                action: "file.copy".into(),
+                args_json: args.clone(),
+                timeout_ms: 0,
+            })),
         };
         let (tx, _rx) = mpsc::unbounded_channel();
         let first = command(&allow, &journal, cmd(), tx.clone()).await;
@@ -153,7 +165,11 @@ mod tests {
         // A refused command leaves no journal entry and says why.
         let refused = Command {
             command_id: "run1/x/1@a".into(),
-            kind: Some(command::Kind::Action(ActionCommand { action: "service.stop".into(), args_json: "{}".into(), timeout_ms: 0 })),
+            kind: Some(command::Kind::Action(ActionCommand {
+                action: "service.stop".into(),
+                args_json: "{}".into(),
+                timeout_ms: 0,
+            })),
         };
         let r = command(&allow, &journal, refused, tx).await;
         let Some(command_result::Outcome::Error(e)) = r.outcome else { panic!("{r:?}") };

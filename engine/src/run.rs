@@ -597,7 +597,24 @@ impl Machine<'_> {
         st.finished_at = Some(now);
         st.outputs = outputs;
         let took = st.started_at.map(|s| now - s).unwrap_or(0);
-        self.event(Some(step), EventKind::StepSucceeded, format!("succeeded in {}", human(took)));
+        // The scalar outputs, briefly: what a person watching wants to see.
+        let shown: Vec<String> = st
+            .outputs
+            .iter()
+            .filter(|(k, v)| k.as_str() != "output" && !matches!(v, Value::List(_) | Value::Map(_) | Value::Null))
+            .take(6)
+            .map(|(k, v)| {
+                let text = v.to_string();
+                let text = if text.chars().count() > 80 {
+                    format!("{}…", text.chars().take(80).collect::<String>())
+                } else {
+                    text
+                };
+                format!("{k}={text}")
+            })
+            .collect();
+        let detail = if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) };
+        self.event(Some(step), EventKind::StepSucceeded, format!("succeeded in {}{detail}", human(took)));
     }
 
     fn fail(&mut self, step: &str, error: String) {

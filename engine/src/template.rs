@@ -123,7 +123,11 @@ pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, String> {
     for seg in &segments {
         match seg {
             Segment::Text(t) => out.push_str(t),
-            Segment::Ref(r, _) => out.push_str(&value(r)?.to_string()),
+            // Inside text, a missing value reads as "unknown", not as nothing.
+            Segment::Ref(r, _) => match value(r)? {
+                Value::Null => out.push_str("unknown"),
+                v => out.push_str(&v.to_string()),
+            },
         }
     }
     Ok(Value::Str(out))
