@@ -1,5 +1,5 @@
-//! Wire ⇄ domain conversions, and the one mapping from domain errors to
-//! gRPC statuses.
+//! Wire ⇄ domain conversions. (Driver errors map to statuses in
+//! `service.rs`, in one function.)
 
 use crate::fleet::{DispatchError, PingOutcome};
 use crate::store::AgentRecord;
@@ -35,10 +35,4 @@ pub fn ping_result(o: PingOutcome) -> PingResult {
         Err(e @ DispatchError::Lost) => (S::Disconnected, 0, e.to_string()),
     };
     PingResult { agent_id: o.agent_id, status: status as i32, rtt_us, message }
-}
-
-/// Store errors reach callers as `internal` with the message (it names the
-/// record, never a secret).
-pub fn store_status(e: crate::store::Error) -> tonic::Status {
-    tonic::Status::internal(e.to_string())
 }
