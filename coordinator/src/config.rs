@@ -35,6 +35,8 @@ pub struct Config {
     /// Where the bound address is written once listening (for scripts and
     /// tests that ask for port 0).
     pub address_file: Option<PathBuf>,
+    /// MongoDB Atlas Admin API access, if atlas.* actions are used.
+    pub atlas: Option<crate::integrations::atlas::AtlasConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +66,10 @@ struct File {
     /// listener is bound.
     #[serde(default)]
     address_file: Option<PathBuf>,
+    /// MongoDB Atlas Admin API: base URL and credentials (secrets in files).
+    /// Needed only by runbooks with atlas.* steps.
+    #[serde(default)]
+    atlas: Option<crate::integrations::atlas::AtlasConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +132,10 @@ impl Config {
             handshake_timeout: file.handshake_timeout.unwrap_or(Duration::from_secs(10)),
             max_concurrent_commands,
             address_file: file.address_file.map(resolve),
+            atlas: file.atlas.map(|mut a| {
+                a.resolve_paths(base);
+                a
+            }),
         })
     }
 }

@@ -32,6 +32,8 @@ pub enum Error {
     AddressFile { path: std::path::PathBuf, source: std::io::Error },
     #[error("grpc server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("atlas: {0}")]
+    Atlas(#[from] integrations::atlas::Error),
 }
 
 /// Runs the coordinator until `shutdown` resolves.
@@ -57,7 +59,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
-    let performer = Arc::new(integrations::Actions::new(Arc::clone(&fleet)));
+    let mut actions = integrations::Actions::new(Arc::clone(&fleet));
+    if let Some(atlas) = &config.atlas {
+        actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
+    }
+    let performer = Arc::new(actions);
     let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(fleet::now_ms));
     let driver_task = tokio::spawn(driver.run());
     let service = grpc::service::Service::new(

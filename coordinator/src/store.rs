@@ -152,12 +152,24 @@ impl Store {
     /// Opens (creating if needed) the database under `dir/db`.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Open { dir: dir.to_path_buf(), source: sled::Error::Io(e) })?;
-        let db = sled::Config::new().path(dir.join("db")).open().map_err(|source| match &source {
-            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-                Error::Locked { dir: dir.to_path_buf() }
+        // A previous coordinator (or a previous handle in this process) may
+        // still be letting go of the lock: give it a moment before refusing.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir.join("db")).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+                {
+                    attempts += 1;
+                    if attempts >= 30 {
+                        return Err(Error::Locked { dir: dir.to_path_buf() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(source) => return Err(Error::Open { dir: dir.to_path_buf(), source }),
             }
-            _ => Error::Open { dir: dir.to_path_buf(), source },
-        })?;
+        };
         Self::from_db(db)
     }
 

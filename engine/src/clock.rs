@@ -26,7 +26,7 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
+        || !matches!(b[10], b'T' | b't' | b' ')
         || b[13] != b':'
         || b[16] != b':'
     {
@@ -34,9 +34,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
+    // A leap second counts as the last second of its minute.
+    let se = se.min(59);
     let mut rest = &s[19..];
     let mut milli = 0;
     if let Some(frac) = rest.strip_prefix('.') {
@@ -65,6 +67,15 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     };
     let days = days_from_civil(y, mo, d);
     Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + milli)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 // Howard Hinnant's algorithms.
@@ -108,7 +119,7 @@ mod tests {
             assert_eq!(parse_rfc3339(text), Some(ms), "{text}");
         }
         assert_eq!(parse_rfc3339("2026-11-27T10:09:09.552+09:00"), Some(1_795_741_749_552));
-        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-27T01:09:09", "2026-11-27T01:09:09+0900"] {
+        for bad in ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "yesterday", "2026-11-27T01:09:09", "2026-11-27T01:09:09+0900"] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -7,6 +7,7 @@
 //! let out = cluster.cli("alice", &["agents", "--json"]);
 //! ```
 
+pub mod atlas_fake;
 pub mod http;
 pub mod redis;
 

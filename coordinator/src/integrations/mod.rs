@@ -4,6 +4,7 @@
 //! actions through the fleet, the cloud integrations as they arrive.
 
 pub mod agents;
+pub mod atlas;
 pub mod http;
 
 use crate::fleet::Fleet;
@@ -42,11 +43,18 @@ pub trait Performer: Send + Sync {
 pub struct Actions {
     http: http::Http,
     fleet: Arc<Fleet>,
+    atlas: Option<atlas::Atlas>,
 }
 
 impl Actions {
     pub fn new(fleet: Arc<Fleet>) -> Self {
-        Self { http: http::Http::new(), fleet }
+        Self { http: http::Http::new(), fleet, atlas: None }
+    }
+
+    /// Enables atlas.* actions.
+    pub fn with_atlas(mut self, atlas: atlas::Atlas) -> Self {
+        self.atlas = Some(atlas);
+        self
     }
 }
 
@@ -59,6 +67,16 @@ impl Performer for Actions {
                 Box::pin(async move { http.check(&r.key, &r.args).await })
             }
             _ if r.target.is_some() => Box::pin(agents::perform(Arc::clone(&self.fleet), r)),
+            a if a.starts_with("atlas.") => match &self.atlas {
+                Some(atlas) => {
+                    let atlas = atlas.clone();
+                    Box::pin(async move {
+                        let timeout = r.timeout_ms.map(std::time::Duration::from_millis);
+                        atlas.perform_with_timeout(&r.action, &r.args, &r.key, timeout).await
+                    })
+                }
+                None => Box::pin(async { Outcome::Failed("atlas.* actions need an [atlas] section in the coordinator config".into()) }),
+            },
             "notify" => {
                 let http = self.http.clone();
                 Box::pin(async move { http.notify(&r.key, &r.args).await })
