@@ -37,6 +37,8 @@ pub struct Config {
     pub address_file: Option<PathBuf>,
     /// MongoDB Atlas Admin API access, if atlas.* actions are used.
     pub atlas: Option<crate::integrations::atlas::AtlasConfig>,
+    /// AWS Secrets Manager (endpoint, region); credentials come from the AWS chain.
+    pub aws: crate::integrations::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +72,10 @@ struct File {
     /// Needed only by runbooks with atlas.* steps.
     #[serde(default)]
     atlas: Option<crate::integrations::atlas::AtlasConfig>,
+    /// AWS Secrets Manager: optional endpoint and region. Credentials come
+    /// from the usual AWS chain (environment, profile, instance role).
+    #[serde(default)]
+    aws: crate::integrations::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +142,7 @@ impl Config {
                 a.resolve_paths(base);
                 a
             }),
+            aws: file.aws,
         })
     }
 }

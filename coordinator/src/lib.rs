@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
-    let mut actions = integrations::Actions::new(Arc::clone(&fleet));
+    let secrets = integrations::secrets::Secrets::new(&config.aws).await;
+    let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets);
     if let Some(atlas) = &config.atlas {
         actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
     }

@@ -10,6 +10,7 @@
 pub mod atlas_fake;
 pub mod http;
 pub mod redis;
+pub mod services;
 
 use ripcord_engine::Role;
 use ripcord_pki::issue::{Request, Validity};

@@ -6,6 +6,8 @@
 pub mod agents;
 pub mod atlas;
 pub mod http;
+pub mod mongo;
+pub mod secrets;
 
 use crate::fleet::Fleet;
 use ripcord_engine::run::{Key, TargetSpec};
@@ -44,11 +46,13 @@ pub struct Actions {
     http: http::Http,
     fleet: Arc<Fleet>,
     atlas: Option<atlas::Atlas>,
+    secrets: secrets::Secrets,
+    mongo: mongo::Mongo,
 }
 
 impl Actions {
-    pub fn new(fleet: Arc<Fleet>) -> Self {
-        Self { http: http::Http::new(), fleet, atlas: None }
+    pub fn new(fleet: Arc<Fleet>, secrets: secrets::Secrets) -> Self {
+        Self { http: http::Http::new(), fleet, atlas: None, secrets, mongo: mongo::Mongo::new() }
     }
 
     /// Enables atlas.* actions.
@@ -77,6 +81,17 @@ impl Performer for Actions {
                 }
                 None => Box::pin(async { Outcome::Failed("atlas.* actions need an [atlas] section in the coordinator config".into()) }),
             },
+            a if a.starts_with("aws.") => {
+                let secrets = self.secrets.clone();
+                Box::pin(async move { secrets.perform(&r.action, &r.args, &r.key).await })
+            }
+            a if a.starts_with("mongo.") => {
+                let mongo = self.mongo.clone();
+                Box::pin(async move {
+                    let timeout = r.timeout_ms.map(std::time::Duration::from_millis);
+                    mongo.perform_with_timeout(&r.action, &r.args, &r.key, timeout).await
+                })
+            }
             "notify" => {
                 let http = self.http.clone();
                 Box::pin(async move { http.notify(&r.key, &r.args).await })
