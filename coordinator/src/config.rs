@@ -39,6 +39,8 @@ pub struct Config {
     pub atlas: Option<crate::integrations::atlas::AtlasConfig>,
     /// AWS Secrets Manager (endpoint, region); credentials come from the AWS chain.
     pub aws: crate::integrations::secrets::SecretsConfig,
+    /// Kubernetes access, if k8s.* actions are used.
+    pub kube: Option<crate::integrations::kube::KubeConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +78,10 @@ struct File {
     /// from the usual AWS chain (environment, profile, instance role).
     #[serde(default)]
     aws: crate::integrations::secrets::SecretsConfig,
+    /// Kubernetes: kubeconfig (set it explicitly), context, default namespace.
+    /// Needed only by runbooks with k8s.* steps.
+    #[serde(default)]
+    kube: Option<crate::integrations::kube::KubeConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +149,10 @@ impl Config {
                 a
             }),
             aws: file.aws,
+            kube: file.kube.map(|mut k| {
+                k.resolve_paths(base);
+                k
+            }),
         })
     }
 }

@@ -34,6 +34,8 @@ pub enum Error {
     Serve(#[from] tonic::transport::Error),
     #[error("atlas: {0}")]
     Atlas(#[from] integrations::atlas::Error),
+    #[error("kubernetes: {0}")]
+    Kube(#[from] integrations::kube::Error),
 }
 
 /// Runs the coordinator until `shutdown` resolves.
@@ -63,6 +65,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets);
     if let Some(atlas) = &config.atlas {
         actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
+    }
+    if let Some(kube) = &config.kube {
+        actions = actions.with_kube(integrations::kube::Kube::new(kube).await?);
     }
     let performer = Arc::new(actions);
     let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(fleet::now_ms));

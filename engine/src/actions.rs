@@ -198,7 +198,7 @@ pub fn outputs(action: &str) -> &'static [&'static str] {
         "mongo.rebuild_index" => &["name", "dropped"],
         "mongo.newest" => &["newest_at", "rpo_seconds", "age_seconds"],
         "aws.update_secret" => &["version_id", "previous_version_id", "keys_changed"],
-        "k8s.set_env" => &["generation"],
+        "k8s.set_env" => &["generation", "changed"],
         "k8s.rollout_restart" => &["restarted_at"],
         "k8s.rollout_wait" => &["ready_replicas"],
         "k8s.logs" => &["lines"],

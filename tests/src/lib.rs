@@ -9,6 +9,7 @@
 
 pub mod atlas_fake;
 pub mod http;
+pub mod kube_fake;
 pub mod redis;
 pub mod services;
 

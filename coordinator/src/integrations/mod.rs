@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod atlas;
 pub mod http;
+pub mod kube;
 pub mod mongo;
 pub mod secrets;
 
@@ -48,11 +49,18 @@ pub struct Actions {
     atlas: Option<atlas::Atlas>,
     secrets: secrets::Secrets,
     mongo: mongo::Mongo,
+    kube: Option<kube::Kube>,
 }
 
 impl Actions {
     pub fn new(fleet: Arc<Fleet>, secrets: secrets::Secrets) -> Self {
-        Self { http: http::Http::new(), fleet, atlas: None, secrets, mongo: mongo::Mongo::new() }
+        Self { http: http::Http::new(), fleet, atlas: None, secrets, mongo: mongo::Mongo::new(), kube: None }
+    }
+
+    /// Enables k8s.* actions.
+    pub fn with_kube(mut self, kube: kube::Kube) -> Self {
+        self.kube = Some(kube);
+        self
     }
 
     /// Enables atlas.* actions.
@@ -79,7 +87,21 @@ impl Performer for Actions {
                         atlas.perform_with_timeout(&r.action, &r.args, &r.key, timeout).await
                     })
                 }
-                None => Box::pin(async { Outcome::Failed("atlas.* actions need an [atlas] section in the coordinator config".into()) }),
+                None => Box::pin(async {
+                    Outcome::Failed("atlas.* actions need an [atlas] section in the coordinator config".into())
+                }),
+            },
+            a if a.starts_with("k8s.") => match &self.kube {
+                Some(kube) => {
+                    let kube = kube.clone();
+                    Box::pin(async move {
+                        let timeout = r.timeout_ms.map(std::time::Duration::from_millis);
+                        kube.perform(&r.action, &r.args, &r.key, timeout).await
+                    })
+                }
+                None => Box::pin(async {
+                    Outcome::Failed("k8s.* actions need a [kube] section in the coordinator config".into())
+                }),
             },
             a if a.starts_with("aws.") => {
                 let secrets = self.secrets.clone();
