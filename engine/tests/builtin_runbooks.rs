@@ -238,11 +238,11 @@ fn every_branch_runs_to_the_end() {
     let s = Value::str;
     let table: &[Branch] = &[
         ("mongo-pitr", vec![], &["switch-env"]),
-        ("mongo-pitr", vec![("switch", s("k8s"))], &["switch-secret"]),
+        ("mongo-pitr", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
         ("mongo-region", vec![], &["switch-env"]),
-        ("mongo-region", vec![("switch", s("k8s"))], &["switch-secret"]),
+        ("mongo-region", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
         ("dr-region", vec![], &["switch-env"]),
-        ("dr-region", vec![("switch", s("k8s"))], &["switch-secret"]),
+        ("dr-region", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
         ("mongo-index", vec![], &["rebuild", "still-broken"]),
         ("mongo-index", vec![("force", Value::Bool(true))], &["still-broken"]),
         ("redis-aof", vec![], &[]),
