@@ -26,6 +26,20 @@ impl Finished {
     }
 }
 
+/// Reads `pipe` line by line, streaming each line to `out`; returns it all.
+async fn collect<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>, out: &Output) -> String {
+    let mut all = String::new();
+    if let Some(p) = pipe {
+        let mut lines = BufReader::new(p).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            out.line(&l);
+            all.push_str(&l);
+            all.push('\n');
+        }
+    }
+    all
+}
+
 /// Runs `argv`, feeding `stdin`, streaming both outputs to `out`.
 pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Duration) -> Result<Finished, String> {
     let (prog, args) = argv.split_first().ok_or("empty command")?;
@@ -43,32 +57,8 @@ pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Dura
     }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let collect = |pipe: Option<tokio::process::ChildStdout>| async move {
-        let mut all = String::new();
-        if let Some(p) = pipe {
-            let mut lines = BufReader::new(p).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                out.line(&l);
-                all.push_str(&l);
-                all.push('\n');
-            }
-        }
-        all
-    };
-    let collect_err = |pipe: Option<tokio::process::ChildStderr>| async move {
-        let mut all = String::new();
-        if let Some(p) = pipe {
-            let mut lines = BufReader::new(p).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                out.line(&l);
-                all.push_str(&l);
-                all.push('\n');
-            }
-        }
-        all
-    };
     let work = async {
-        let (o, e) = tokio::join!(collect(stdout), collect_err(stderr));
+        let (o, e) = tokio::join!(collect(stdout, out), collect(stderr, out));
         let status = child.wait().await.map_err(|e| format!("waiting for {prog}: {e}"))?;
         Ok::<_, String>(Finished { code: status.code(), stdout: o, stderr: e })
     };
