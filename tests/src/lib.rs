@@ -204,9 +204,18 @@ impl AgentSpec {
 }
 
 /// A coordinator with its certificates, agents and operators, in a temp dir.
+/// More for the coordinator: config sections (TOML appended to its config)
+/// and environment (e.g. AWS credentials for the SDK's chain).
+#[derive(Clone, Debug, Default)]
+pub struct CoordinatorExtras {
+    pub toml: String,
+    pub env: Vec<(String, String)>,
+}
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub pki: Pki,
+    pub extras: CoordinatorExtras,
     pub coordinator: Proc,
     pub addr: String,
     pub agents: Vec<Proc>,
@@ -219,13 +228,18 @@ impl Cluster {
     /// Starts a coordinator (with operator `alice` and viewer `val`) and the
     /// given agents, and waits until every agent is connected.
     pub fn start(agents: &[AgentSpec]) -> Self {
+        Self::start_with(agents, CoordinatorExtras::default())
+    }
+
+    /// [`Cluster::start`] with extra coordinator config and environment.
+    pub fn start_with(agents: &[AgentSpec], extras: CoordinatorExtras) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = Pki::new(&dir.path().join("pki"));
         pki.issue("coordinator", Role::Coordinator);
         pki.issue(OPERATOR, Role::Operator);
         pki.issue(VIEWER, Role::Viewer);
-        let (coordinator, addr) = start_coordinator(dir.path(), &pki, "127.0.0.1:0");
-        let mut cluster = Self { dir, pki, coordinator, addr, agents: vec![] };
+        let (coordinator, addr) = start_coordinator_with(dir.path(), &pki, "127.0.0.1:0", &extras);
+        let mut cluster = Self { dir, pki, extras, coordinator, addr, agents: vec![] };
         cluster.wait_ready();
         for spec in agents {
             cluster.start_agent(spec);
@@ -361,7 +375,7 @@ impl Cluster {
     /// data directory.
     pub fn restart_coordinator(&mut self) {
         self.coordinator.kill();
-        let (proc_, addr) = start_coordinator(self.path(), &self.pki, &self.addr);
+        let (proc_, addr) = start_coordinator_with(self.path(), &self.pki, &self.addr, &self.extras);
         self.coordinator = proc_;
         assert_eq!(addr, self.addr);
         self.wait_ready();
@@ -401,6 +415,11 @@ pub fn bare_cli(home: &Path) -> Command {
 /// Writes a coordinator config in `dir` and starts it; returns the process
 /// and its bound address once it has written it.
 pub fn start_coordinator(dir: &Path, pki: &Pki, listen: &str) -> (Proc, String) {
+    start_coordinator_with(dir, pki, listen, &CoordinatorExtras::default())
+}
+
+/// [`start_coordinator`] with extra config sections and environment.
+pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &CoordinatorExtras) -> (Proc, String) {
     let addr_file = dir.join("coordinator.addr");
     let _ = fs::remove_file(&addr_file);
     let cfg = dir.join("coordinator.toml");
@@ -412,9 +431,12 @@ pub fn start_coordinator(dir: &Path, pki: &Pki, listen: &str) -> (Proc, String) 
         cert = pki.cert("coordinator").display(),
         key = pki.key("coordinator").display(),
     );
-    fs::write(&cfg, text).expect("coordinator config");
+    fs::write(&cfg, format!("{text}{}", extras.toml)).expect("coordinator config");
     let mut cmd = Command::new(bin("ripcord-coordinator"));
     cmd.arg("--config").arg(&cfg);
+    for (k, v) in &extras.env {
+        cmd.env(k, v);
+    }
     let n = fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-")).count()
