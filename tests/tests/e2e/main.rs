@@ -3,6 +3,7 @@
 //! harness.
 
 mod auth;
+mod cloud;
 mod compose;
 mod config;
 mod crash;
