@@ -142,6 +142,9 @@ struct State {
     rejected_credentials: usize,
     expired_token_uses: usize,
     ids: u64,
+    /// (name prefix, URI): clusters whose name starts with the prefix get
+    /// `{"standard": URI}` as their connection strings once IDLE.
+    connection_strings: Vec<(String, String)>,
 }
 
 struct Req {
@@ -228,6 +231,7 @@ impl FakeAtlas {
             rejected_credentials: 0,
             expired_token_uses: 0,
             ids: 0,
+            connection_strings: vec![],
         };
         st.seed();
         let state = Arc::new(Mutex::new(st));
@@ -292,6 +296,22 @@ impl FakeAtlas {
     /// does when a version can no longer be created).
     pub fn create_with_major(&self, major: Option<&str>) {
         self.with(|s| s.force_major = major.map(str::to_string));
+    }
+
+    /// Clusters whose name starts with `name_prefix` get `{"standard": uri}`
+    /// as their connection strings when they become IDLE (instead of made-up
+    /// `*.mongodb.net` ones); matching clusters already IDLE get it now. The
+    /// latest matching prefix wins.
+    pub fn set_connection_string(&self, name_prefix: &str, uri: &str) {
+        self.with(|s| {
+            s.connection_strings.insert(0, (name_prefix.to_string(), uri.to_string()));
+            for c in &mut s.clusters {
+                let matches = c.doc["name"].as_str().is_some_and(|n| n.starts_with(name_prefix));
+                if matches && c.doc["stateName"] == "IDLE" {
+                    c.doc["connectionStrings"] = json!({"standard": uri});
+                }
+            }
+        });
     }
 
     /// Adds a cluster to [`PROJECT`] in `state` (IDLE clusters get connection strings).
@@ -433,7 +453,7 @@ impl State {
             }],
         });
         if state == "IDLE" {
-            doc["connectionStrings"] = connection_strings(name, &id);
+            doc["connectionStrings"] = self.connection_strings_for(name, &id);
         }
         doc
     }
@@ -445,8 +465,9 @@ impl State {
             if c.ready_at.is_some_and(|t| t <= now) {
                 c.ready_at = None;
                 c.doc["stateName"] = json!("IDLE");
-                let (name, id) = (c.doc["name"].as_str().unwrap_or("").to_string(), c.doc["id"].as_str().unwrap_or(""));
-                c.doc["connectionStrings"] = connection_strings(&name, id);
+                let (name, id) = (c.doc["name"].as_str().unwrap_or(""), c.doc["id"].as_str().unwrap_or(""));
+                let strings = connection_strings_for(&self.connection_strings, name, id);
+                c.doc["connectionStrings"] = strings;
             }
         }
         self.clusters.retain(|c| c.gone_at.is_none_or(|t| t > now));
@@ -473,6 +494,10 @@ impl State {
                 }
             }
         }
+    }
+
+    fn connection_strings_for(&self, name: &str, id: &str) -> J {
+        connection_strings_for(&self.connection_strings, name, id)
     }
 
     fn find_cluster(&self, project: &str, name: &str) -> Option<&Cluster> {
@@ -923,6 +948,15 @@ fn not_found(cluster: &str) -> Resp {
 
 fn oauth_error(status: u16, code: &str, description: &str) -> Resp {
     Resp { status, headers: vec![], body: json!({"error": code, "error_description": description}) }
+}
+
+/// The connection strings of an IDLE cluster: a test's URI when its name
+/// matches one of `overrides`' prefixes, else made-up Atlas ones.
+fn connection_strings_for(overrides: &[(String, String)], name: &str, id: &str) -> J {
+    match overrides.iter().find(|(prefix, _)| name.starts_with(prefix.as_str())) {
+        Some((_, uri)) => json!({"standard": uri}),
+        None => connection_strings(name, id),
+    }
 }
 
 fn connection_strings(name: &str, id: &str) -> J {

@@ -4,10 +4,8 @@
 //! stand-in chat API that reads its MongoDB URI on every request, so the
 //! switch is seen where it matters: in what the app reads.
 //!
-//! The fake Atlas makes up connection strings (`*.mongodb.net`) and cannot be
-//! told one per cluster, so the coordinator talks to it through
-//! [`AtlasProxy`], which rewrites the connection strings of the clusters the
-//! run creates (`restore-…`) to the `restored` server's URI.
+//! The fake Atlas is told to give the clusters the run creates (`restore-…`)
+//! the `restored` server's URI as their connection string.
 
 use ripcord_tests::atlas_fake::{self, FakeAtlas, PROJECT, SOURCE};
 use ripcord_tests::chat_api::{ChatApi, UriSource};
@@ -16,8 +14,7 @@ use ripcord_tests::kube_fake::{self, FakeKube};
 use ripcord_tests::services::{Moto, NxMongo};
 use ripcord_tests::{Cluster, CoordinatorExtras, OPERATOR, step, step_states, text};
 use serde_json::{Value as J, json};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,108 +26,6 @@ const SECRET_ID: &str = "chat-app/database";
 const NS: &str = "chat";
 const DEPLOYMENT: &str = "api";
 const ROOM: &str = "general";
-
-// ---------------------------------------------------------------------------
-// A rewriting proxy in front of the fake Atlas
-// ---------------------------------------------------------------------------
-
-/// Forwards every request to the fake Atlas and, in JSON answers describing a
-/// cluster whose name starts with `restore-` and that has connection
-/// strings, replaces them with `{"standard": uri}`.
-struct AtlasProxy {
-    addr: String,
-}
-
-impl AtlasProxy {
-    fn start(upstream: &str, uri: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (upstream, uri) = (upstream.to_string(), uri.to_string());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (upstream, uri) = (upstream.clone(), uri.clone());
-                std::thread::spawn(move || {
-                    let _ = proxy(stream, &upstream, &uri);
-                });
-            }
-        });
-        Self { addr }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/api/atlas/v2", self.addr)
-    }
-
-    fn token_url(&self) -> String {
-        format!("http://{}/api/oauth/token", self.addr)
-    }
-}
-
-/// An HTTP/1.1 message: start line, headers, body.
-type Message = (String, Vec<(String, String)>, Vec<u8>);
-
-/// Reads one HTTP/1.1 message (start line, headers, Content-Length body);
-/// None at end of stream.
-fn read_message(r: &mut impl BufRead) -> std::io::Result<Option<Message>> {
-    let mut start = String::new();
-    if r.read_line(&mut start)? == 0 {
-        return Ok(None);
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0usize);
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(Some((start.trim_end().to_string(), headers, body)))
-}
-
-fn write_message(w: &mut impl Write, start: &str, headers: &[(String, String)], body: &[u8]) -> std::io::Result<()> {
-    let mut head = format!("{start}\r\n");
-    for (k, v) in headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")) {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    w.write_all(head.as_bytes())?;
-    w.write_all(body)?;
-    w.flush()
-}
-
-fn proxy(client: TcpStream, upstream: &str, uri: &str) -> std::io::Result<()> {
-    let mut from_client = BufReader::new(client.try_clone()?);
-    let mut to_client = client;
-    let server = TcpStream::connect(upstream)?;
-    let mut from_server = BufReader::new(server.try_clone()?);
-    let mut to_server = server;
-    while let Some((start, headers, body)) = read_message(&mut from_client)? {
-        write_message(&mut to_server, &start, &headers, &body)?;
-        let Some((status, headers, mut body)) = read_message(&mut from_server)? else { return Ok(()) };
-        if let Ok(mut doc) = serde_json::from_slice::<J>(&body)
-            && doc["name"].as_str().is_some_and(|n| n.starts_with("restore-"))
-            && doc["connectionStrings"].as_object().is_some_and(|o| !o.is_empty())
-        {
-            doc["connectionStrings"] = json!({"standard": uri});
-            body = doc.to_string().into_bytes();
-        }
-        write_message(&mut to_client, &status, &headers, &body)?;
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------
 // Setup
@@ -145,7 +40,6 @@ enum Switch {
 struct Setup {
     cluster: Cluster,
     atlas: FakeAtlas,
-    _proxy: AtlasProxy,
     moto: Moto,
     prod: NxMongo,
     restored: NxMongo,
@@ -184,7 +78,7 @@ fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> S
     // The damage: most of prod's messages are gone; the restore has them.
     seed(&prod, 2, 1);
     seed(&restored, 7, 6);
-    let proxy = AtlasProxy::start(&atlas.addr, &restored.uri());
+    atlas.set_connection_string("restore-", &restored.uri());
 
     let moto = Moto::start();
     moto.create_secret(SECRET_ID, &json!({"mongo_uri": prod_uri(&prod), "other": "keep"}).to_string());
@@ -219,8 +113,8 @@ fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> S
          [atlas.auth]\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{secret}\"\n\n\
          [aws]\nendpoint_url = \"{aws}\"\nregion = \"{region}\"\n\n\
          [kube]\nkubeconfig = \"{kubeconfig}\"\nnamespace = \"{NS}\"\npoll_interval = \"100ms\"\n",
-        base = proxy.base_url(),
-        token = proxy.token_url(),
+        base = atlas.base_url(),
+        token = atlas.token_url(),
         secret = secret_file.display(),
         aws = moto.endpoint(),
         region = Moto::REGION,
@@ -234,31 +128,36 @@ fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> S
         ],
     };
     let cluster = Cluster::start_with(&[], extras);
-    Setup { cluster, atlas, _proxy: proxy, moto, prod, restored, kube, hook, api, _dir: dir }
+    Setup { cluster, atlas, moto, prod, restored, kube, hook, api, _dir: dir }
 }
 
 impl Setup {
     fn start(&self, switch: Switch) -> String {
+        self.start_with(switch, &[])
+    }
+
+    /// mongo-pitr with more params (or overridden ones: the last of a name wins).
+    fn start_with(&self, switch: Switch, extra: &[(&str, &str)]) -> String {
         let health = self.api.url("/health");
         let webhook = self.hook.url("/hooks/oncall");
         let switch = match switch {
             Switch::Secret => "secret",
             Switch::K8s => "k8s",
         };
-        self.cluster.start_run(
-            "mongo-pitr",
-            &[
-                ("project_id", PROJECT),
-                ("cluster", SOURCE),
-                // The coordinator has no database credentials to name.
-                ("db_credentials", ""),
-                ("switch", switch),
-                ("namespace", NS),
-                ("deployment", DEPLOYMENT),
-                ("health_url", &health),
-                ("webhook", &webhook),
-            ],
-        )
+        let mut params = vec![
+            ("project_id", PROJECT),
+            ("cluster", SOURCE),
+            // The coordinator has no database credentials to name.
+            ("db_credentials", ""),
+            ("switch", switch),
+            ("namespace", NS),
+            ("deployment", DEPLOYMENT),
+            ("health_url", &health),
+            ("webhook", &webhook),
+        ];
+        params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        params.extend_from_slice(extra);
+        self.cluster.start_run("mongo-pitr", &params)
     }
 
     /// Waits (up to `secs`) until `pred` holds for the run's view.
@@ -294,16 +193,33 @@ impl Setup {
         }
     }
 
+    /// Confirms the checklist `id` if the run reaches it (it may fail first).
+    fn confirm_checklist_if_waiting(&self, run: &str, id: &str) {
+        let v = self.wait(run, &format!("{id} waiting or the run over"), 90, |v| {
+            v["status"] != "running" || step(v, id)["status"] == "waiting" || step(v, id)["status"] == "skipped"
+        });
+        if step(&v, id)["status"] == "waiting" {
+            self.confirm_checklist(run, id);
+        }
+    }
+
     fn secret(&self) -> J {
         serde_json::from_str(&self.moto.secret_value(SECRET_ID)).expect("secret JSON")
     }
 
-    /// No secret in `ripcord show`, `ripcord show --json` or the coordinator's log.
+    /// No secret in `ripcord show`, `ripcord show --json` or the coordinators' logs.
     fn assert_no_leaks(&self, run: &str) {
         let json_out = self.cluster.cli(OPERATOR, &["show", run, "--json"]);
         let plain_out = self.cluster.cli(OPERATOR, &["show", run]);
         assert!(json_out.status.success() && plain_out.status.success());
-        let log = self.cluster.coordinator.log_text();
+        // Every coordinator's log (a restart starts a new one).
+        let mut log = self.cluster.coordinator.log_text();
+        for e in std::fs::read_dir(self.cluster.path()).expect("cluster dir").filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("coordinator-") && name.ends_with(".log") {
+                log.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
         for (what, text) in [
             ("show --json", String::from_utf8_lossy(&json_out.stdout).into_owned()),
             ("show", String::from_utf8_lossy(&plain_out.stdout).into_owned()),
@@ -443,5 +359,346 @@ fn mongo_pitr_escalates_when_atlas_fails_the_restore_job() {
     assert_eq!(s.secret()["mongo_uri"], prod_uri(&s.prod));
     assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.prod).as_str()));
     assert_eq!(s.atlas.restore_jobs_created(), 1);
+    s.assert_no_leaks(&run);
+}
+
+#[test]
+fn atlas_restart_mid_restore_does_not_start_a_second_restore() {
+    let mut s = setup(Switch::Secret, |o| o.restore_delay = Duration::from_secs(8));
+    let run = s.start(Switch::Secret);
+    // The restore job exists and the run waits for it.
+    s.wait(&run, "waiting for the restore", 60, |v| {
+        v["status"] != "running" || step(v, "wait-restore")["status"] == "running"
+    });
+    assert_eq!(s.atlas.restore_jobs_created(), 1);
+    let v = s.cluster.view(&run).expect("view");
+    assert_eq!(step(&v, "wait-restore")["status"], "running", "{}", step_states(&v));
+    assert!(!s.atlas.restore_jobs(SOURCE)[0]["finishedAt"].is_string(), "the restore finished before the restart");
+
+    s.cluster.restart_coordinator();
+
+    s.confirm_checklist(&run, "validate");
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    // The restarted coordinator picked up the job it had started: one job, ever.
+    assert_eq!(s.atlas.restore_jobs_created(), 1);
+    assert_eq!(s.atlas.restore_jobs(SOURCE).len(), 1);
+    assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters/{SOURCE}/backup/restoreJobs")), 1);
+    assert_eq!(s.secret()["mongo_uri"], s.restored.uri());
+    assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.restored).as_str()));
+    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    s.assert_no_leaks(&run);
+}
+
+const DR_REGION: &str = "AP_NORTHEAST_1";
+
+#[test]
+fn mongo_region_restores_the_latest_snapshot_and_deletes_the_old_cluster_later() {
+    let s = setup(Switch::Secret, |o| o.delete_delay = Duration::from_secs(600));
+    // The DR cluster is `chat-prod-dr-<short id>`.
+    s.atlas.set_connection_string(&format!("{SOURCE}-dr-"), &s.restored.uri());
+    // A copy of mongo-region whose deferred delete comes 2s after the confirmation, not 24h.
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../runbooks/mongo-region.yaml"))
+        .expect("mongo-region.yaml");
+    assert_eq!(yaml.matches("after: 24h").count(), 1, "mongo-region.yaml changed");
+    let file = s._dir.path().join("mongo-region-2s.yaml");
+    std::fs::write(&file, yaml.replace("after: 24h", "after: 2s")).expect("runbook copy");
+
+    let (health, webhook) = (s.api.url("/health"), s.hook.url("/hooks/oncall"));
+    let run = s.cluster.start_run(
+        file.to_str().expect("utf-8 path"),
+        &[
+            ("project_id", PROJECT),
+            ("cluster", SOURCE),
+            ("dr_region", DR_REGION),
+            ("db_credentials", ""),
+            ("namespace", NS),
+            ("deployment", DEPLOYMENT),
+            ("health_url", &health),
+            ("webhook", &webhook),
+        ],
+    );
+    let v =
+        s.wait(&run, "confirm waiting", 90, |v| v["status"] != "running" || step(v, "confirm")["status"] == "waiting");
+    assert_eq!(step(&v, "confirm")["status"], "waiting", "{}", step_states(&v));
+    // Nothing deleted before the confirmation; not recovered yet.
+    assert_eq!(s.atlas.cluster(SOURCE).expect("source")["stateName"], "IDLE");
+    assert!(v["recovered_at_ms"].is_null(), "{}", v["recovered_at_ms"]);
+
+    // The restore: the latest snapshot into a new cluster in the DR region.
+    let target = step(&v, "create-cluster")["outputs"]["name"].as_str().unwrap_or_default().to_string();
+    assert!(target.starts_with(&format!("{SOURCE}-dr-")), "{}", step(&v, "create-cluster"));
+    let created = s.atlas.cluster(&target).expect("the DR cluster");
+    let rc = &created["replicationSpecs"][0]["regionConfigs"][0];
+    assert_eq!(rc["regionName"], DR_REGION, "{created}");
+    assert_eq!(
+        (rc["electableSpecs"]["instanceSize"].as_str(), rc["electableSpecs"]["nodeCount"].as_u64()),
+        (Some("M20"), Some(3))
+    );
+    assert_eq!(s.atlas.restore_jobs_created(), 1);
+    let job = &s.atlas.restore_jobs(SOURCE)[0];
+    assert_eq!(job["snapshotId"], atlas_fake::SNAPSHOT_HOURLY, "not the latest snapshot: {job}");
+    assert_eq!(job["targetClusterName"], target.as_str(), "{job}");
+
+    // The app switched to the new cluster.
+    assert_eq!(s.secret()["mongo_uri"], s.restored.uri());
+    assert_eq!(s.secret()["other"], "keep");
+    let (status, h) = s.api.health();
+    assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.restored).as_str())), "{h}");
+    assert_eq!(s.api.request("GET", &format!("/messages?room={ROOM}"), None).1["count"], 7);
+    assert!(s.kube.template_annotations(NS, DEPLOYMENT).contains_key("kubectl.kubernetes.io/restartedAt"));
+
+    // A person confirms; the old cluster's delete is deferred, recovery is recorded.
+    let out = s.cluster.cli(OPERATOR, &["approve", &run, "confirm", "--note", "login and messaging work"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let v = s.wait(&run, "recovered", 30, |v| !v["recovered_at_ms"].is_null());
+    let recovered = v["recovered_at_ms"].as_i64().expect("recovered_at_ms");
+    assert!(
+        step(&v, "confirm")["approval"]["by"].as_str().is_some_and(|b| b.starts_with(OPERATOR)),
+        "{}",
+        step(&v, "confirm")
+    );
+    if step(&v, "delete-old")["status"] == "deferred" {
+        assert_eq!(s.atlas.cluster(SOURCE).expect("source")["stateName"], "IDLE");
+    }
+
+    let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    let delete = step(&v, "delete-old");
+    assert_eq!(delete["status"], "succeeded", "{}", step_states(&v));
+    let started = delete["started_at_ms"].as_i64().expect("delete-old started_at_ms");
+    assert!(started >= recovered + 1500, "delete-old started {started}, recovered {recovered}: not deferred 2s");
+    assert_eq!(v["recovered_at_ms"].as_i64(), Some(recovered));
+    let kinds: Vec<&str> = v["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    let pos = |k: &str| kinds.iter().position(|x| x.eq_ignore_ascii_case(k));
+    assert!(pos("recovered").is_some(), "{kinds:?}");
+    // The old cluster is being deleted (or gone); the DR cluster stays.
+    assert!(s.atlas.cluster(SOURCE).is_none_or(|c| c["stateName"] == "DELETING"), "{:?}", s.atlas.cluster(SOURCE));
+    assert_eq!(s.atlas.count("DELETE", &format!("/groups/{PROJECT}/clusters/{SOURCE}")), 1);
+    assert_eq!(s.atlas.cluster(&target).expect("the DR cluster")["stateName"], "IDLE");
+    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    s.assert_no_leaks(&run);
+}
+
+/// The key fields of `messages`' indexes, per index, as nx-27017 lists them
+/// (its names and directions are not to be trusted; the fields are).
+fn message_index_fields(m: &NxMongo) -> Vec<Vec<String>> {
+    let out = m.python("print(json.dumps([list(ix['key'].keys()) for ix in client.chatdb.messages.list_indexes()]))\n");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn mongo_index_rebuilds_the_index() {
+    let s = setup(Switch::Secret, |_| {});
+    s.atlas.set_connection_string(SOURCE, &s.prod.uri());
+    let wanted = vec!["roomId".to_string(), "createdAt".to_string()];
+    // The index existed and is gone.
+    s.prod.python(
+        "client.chatdb.messages.create_index([('roomId', 1), ('createdAt', -1)], name='roomId_createdAt')\n\
+         client.chatdb.messages.drop_index('roomId_createdAt')\n",
+    );
+    assert!(!message_index_fields(&s.prod).contains(&wanted), "{:?}", message_index_fields(&s.prod));
+
+    let run =
+        s.cluster.start_run("mongo-index", &[("project_id", PROJECT), ("cluster", SOURCE), ("db_credentials", "")]);
+    // nx-27017 lists the rebuilt index as `idx_messages_roomId_createdAt
+    // {roomId: 1, createdAt: 1}` whatever name and directions it was created
+    // with, so the runbook's exact recheck cannot pass against it and the run
+    // hands the index to a person (still-broken), who confirms it is there.
+    let v = s.wait(&run, "still-broken waiting", 60, |v| {
+        v["status"] != "running" || step(v, "still-broken")["status"] == "waiting"
+    });
+    assert_eq!(step(&v, "check")["outputs"]["ok"], false, "{}", step(&v, "check"));
+    let missing = &step(&v, "check")["outputs"]["missing"];
+    assert_eq!(missing, &json!(["roomId_createdAt"]), "{}", step(&v, "check"));
+    assert_eq!(step(&v, "rebuild")["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(step(&v, "recheck")["status"], "succeeded", "{}", step_states(&v));
+    let live = step(&v, "recheck")["outputs"]["live"].to_string();
+    assert!(live.contains("roomId") && live.contains("createdAt"), "the recheck does not see the index: {live}");
+    if step(&v, "recheck")["outputs"]["ok"] == false {
+        s.confirm_checklist(&run, "still-broken");
+    }
+    let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+
+    // The index is back on the server, on the same fields.
+    let fields = message_index_fields(&s.prod);
+    assert!(fields.contains(&wanted), "{fields:?}");
+    // The data is untouched.
+    let count = s.prod.python("print(client.chatdb.messages.count_documents({}))\n");
+    assert_eq!(count.trim(), "2");
+    s.assert_no_leaks(&run);
+}
+
+const APP_LOG: &str = "api-log-line: MongoServerSelectionError: connection timed out";
+
+/// A copy of api-down (in `dir`) whose health checks give up after seconds, not minutes.
+fn quick_api_down(dir: &std::path::Path) -> String {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../runbooks/api-down.yaml"))
+        .expect("api-down.yaml");
+    let quick = yaml
+        .replace("within: 15s\n      interval: 5s", "within: 2s\n      interval: 500ms")
+        .replace("within: 2m\n      interval: 5s", "within: 4s\n      interval: 500ms");
+    assert_eq!(quick.matches("interval: 500ms").count(), 2, "api-down.yaml changed");
+    let file = dir.join("api-down-quick.yaml");
+    std::fs::write(&file, quick).expect("runbook copy");
+    file.to_str().expect("utf-8 path").to_string()
+}
+
+#[test]
+fn api_down_restarts_the_deployment_and_health_returns() {
+    let s = setup(Switch::Secret, |_| {});
+    s.kube.set_logs(NS, DEPLOYMENT, &["starting api", APP_LOG]);
+    let generation = s.kube.generation(NS, DEPLOYMENT);
+    let health = s.api.url("/health");
+    let run = s.cluster.start_run(
+        "api-down",
+        &[("platform", "k8s"), ("namespace", NS), ("deployment", DEPLOYMENT), ("health_url", &health)],
+    );
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    for id in ["logs-k8s", "diagnose", "restart-k8s", "rollout-wait", "pods-ready", "health"] {
+        assert_eq!(step(&v, id)["status"], "succeeded", "{id}: {}", step_states(&v));
+    }
+    for id in ["logs-compose", "restart-compose"] {
+        assert_eq!(step(&v, id)["status"], "skipped", "{id}: {}", step_states(&v));
+    }
+    // The logs were read from the pods and kept in the run.
+    let logs = step(&v, "logs-k8s")["outputs"].to_string();
+    assert!(logs.contains("MongoServerSelectionError"), "{}", step(&v, "logs-k8s"));
+    assert!(s.kube.requests().iter().any(|r| r.method == "GET" && r.path.ends_with("/log")), "no pod log read");
+    // The deployment was restarted and rolled out.
+    assert!(s.kube.template_annotations(NS, DEPLOYMENT).contains_key("kubectl.kubernetes.io/restartedAt"));
+    assert!(s.kube.generation(NS, DEPLOYMENT) > generation, "no new generation");
+    assert!(s.kube.rolled_out(NS, DEPLOYMENT), "the rollout did not finish");
+    // The health check reached the app, which answered ok.
+    let health_step = step(&v, "health");
+    assert!(health_step["finished_at_ms"].as_i64() >= step(&v, "pods-ready")["finished_at_ms"].as_i64());
+    assert!(s.api.served().iter().any(|r| r.path == "/health" && r.status == 200), "no health check reached the app");
+    assert_eq!(s.api.health().0, 200);
+    s.assert_no_leaks(&run);
+}
+
+#[test]
+fn health_never_passing_stops_the_run_at_the_health_step_with_the_last_response() {
+    let s = setup(Switch::Secret, |_| {});
+    // Nothing listens on this port.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let health = format!("http://{closed}/health");
+    let runbook = quick_api_down(s._dir.path());
+    let run = s.cluster.start_run(
+        &runbook,
+        &[("platform", "k8s"), ("namespace", NS), ("deployment", DEPLOYMENT), ("health_url", &health)],
+    );
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "failed", "{}", step_states(&v));
+    // The probe before the restart failed too, but only as evidence.
+    assert_eq!(step(&v, "diagnose")["status"], "failed", "{}", step_states(&v));
+    for id in ["logs-k8s", "restart-k8s", "rollout-wait", "pods-ready"] {
+        assert_eq!(step(&v, id)["status"], "succeeded", "{id}: {}", step_states(&v));
+    }
+    let h = step(&v, "health");
+    assert_eq!(h["status"], "failed", "{}", step_states(&v));
+    let error = h["error"].as_str().unwrap_or_default();
+    // The last response (here: none, the connection is refused) and how long it was tried.
+    assert!(error.contains("Connection refused"), "the error does not say what the last attempt got: {error}");
+    assert!(error.contains("probes)"), "{error}");
+    assert!(v["failing"].as_str().is_some_and(|f| f.contains("step health failed")), "{}", v["failing"]);
+    assert!(v["recovered_at_ms"].is_null(), "recorded as recovered: {}", v["recovered_at_ms"]);
+    s.assert_no_leaks(&run);
+}
+
+#[test]
+fn secrets_manager_refusal_fails_clearly_and_changes_nothing() {
+    let s = setup(Switch::Secret, |_| {});
+    let generation = s.kube.generation(NS, DEPLOYMENT);
+    let annotations = s.kube.template_annotations(NS, DEPLOYMENT);
+    // Secrets Manager refuses: the secret the run is told to update does not exist.
+    let missing = "chat-app/no-such-secret";
+    let run = s.start_with(Switch::Secret, &[("secret_id", missing)]);
+    s.confirm_checklist_if_waiting(&run, "validate");
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "failed", "{}", step_states(&v));
+    let sw = step(&v, "switch-secret");
+    assert_eq!(sw["status"], "failed", "{}", step_states(&v));
+    let error = sw["error"].as_str().unwrap_or_default();
+    assert!(error.contains(missing), "the error does not name the secret: {error}");
+    assert!(error.contains("not found"), "the error does not say why: {error}");
+    assert!(v["failing"].as_str().is_some_and(|f| f.contains("step switch-secret failed")), "{}", v["failing"]);
+    for later in ["restart", "rollout-wait", "health"] {
+        assert_ne!(step(&v, later)["status"], "succeeded", "{later} ran: {}", step_states(&v));
+    }
+    // Nothing changed: the real secret, the deployment, what the app reads.
+    let secret = s.secret();
+    assert_eq!(
+        (secret["mongo_uri"].as_str(), secret["other"].as_str()),
+        (Some(prod_uri(&s.prod).as_str()), Some("keep"))
+    );
+    assert_eq!(s.kube.generation(NS, DEPLOYMENT), generation);
+    assert_eq!(s.kube.template_annotations(NS, DEPLOYMENT), annotations);
+    assert_eq!(s.kube.patch_count(NS, DEPLOYMENT), 0);
+    assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.prod).as_str()));
+    s.assert_no_leaks(&run);
+}
+
+#[test]
+fn dr_region_snapshots_restores_in_the_dr_region_and_switches_the_app() {
+    let s = setup(Switch::K8s, |_| {});
+    s.atlas.set_connection_string(&format!("{SOURCE}-dr-"), &s.restored.uri());
+    let snapshots_before = s.atlas.snapshots(SOURCE).len();
+    let (health, webhook) = (s.api.url("/health"), s.hook.url("/hooks/oncall"));
+    let run = s.cluster.start_run(
+        "dr-region",
+        &[
+            ("project_id", PROJECT),
+            ("cluster", SOURCE),
+            ("dr_region", DR_REGION),
+            ("db_credentials", ""),
+            ("switch", "k8s"),
+            ("namespace", NS),
+            ("deployment", DEPLOYMENT),
+            ("health_url", &health),
+            ("webhook", &webhook),
+        ],
+    );
+    s.confirm_checklist(&run, "validate");
+    let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(step(&v, "switch-secret")["status"], "skipped", "{}", step_states(&v));
+    assert_ne!(step(&v, "escalate")["status"], "succeeded", "{}", step_states(&v));
+    assert!(!v["recovered_at_ms"].is_null());
+
+    // A new on-demand snapshot was taken and that one (not an older one) restored.
+    let snapshots = s.atlas.snapshots(SOURCE);
+    assert_eq!(snapshots.len(), snapshots_before + 1, "{snapshots:?}");
+    let taken = snapshots.iter().find(|x| x["snapshotType"] == "onDemand").expect("the on-demand snapshot");
+    assert_eq!(step(&v, "snapshot")["outputs"]["snapshot_id"], taken["id"], "{}", step(&v, "snapshot"));
+    assert_eq!(s.atlas.restore_jobs_created(), 1);
+    let job = &s.atlas.restore_jobs(SOURCE)[0];
+    assert_eq!(job["snapshotId"], taken["id"], "{job}");
+    // Into a cluster like the source, in the DR region.
+    let target = step(&v, "create-cluster")["outputs"]["name"].as_str().unwrap_or_default().to_string();
+    assert!(target.starts_with(&format!("{SOURCE}-dr-")), "{}", step(&v, "create-cluster"));
+    assert_eq!(job["targetClusterName"], target.as_str(), "{job}");
+    let created = s.atlas.cluster(&target).expect("the DR cluster");
+    let rc = &created["replicationSpecs"][0]["regionConfigs"][0];
+    assert_eq!(rc["regionName"], DR_REGION, "{created}");
+    assert_eq!(rc["electableSpecs"]["instanceSize"], "M20", "{created}");
+    assert_eq!(created["mongoDBMajorVersion"], "7.0", "{created}");
+
+    // The app reads the DR cluster through MONGO_URI; the secret is untouched.
+    let env = s.kube.env(NS, DEPLOYMENT, DEPLOYMENT);
+    assert_eq!(env.get("MONGO_URI"), Some(&s.restored.uri()), "{env:?}");
+    assert_eq!(s.secret()["mongo_uri"], prod_uri(&s.prod));
+    let (status, h) = s.api.health();
+    assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.restored).as_str())), "{h}");
+    assert_eq!(s.api.request("GET", &format!("/messages?room={ROOM}"), None).1["count"], 7);
+    let counts = &step(&v, "verify-counts")["outputs"]["counts"];
+    assert_eq!((counts["users"].as_i64(), counts["messages"].as_i64()), (Some(2), Some(7)), "{counts}");
+
+    // The source is left running: clean-up is a decision, not a step.
+    assert_eq!(s.atlas.cluster(SOURCE).expect("the source")["stateName"], "IDLE");
+    assert_eq!(s.atlas.count("DELETE", &format!("/groups/{PROJECT}/clusters/{SOURCE}")), 0);
+    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
     s.assert_no_leaks(&run);
 }
