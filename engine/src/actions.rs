@@ -76,6 +76,8 @@ args! {
     MongoRebuildIndex { uri: String, db: String, collection: String, name: String, key: Vec<Map<i64>> }
     MongoNewest { uri: String, db: String, collection: String, #[serde(default)] field: Option<String> }
     AwsUpdateSecret { secret_id: String, set: Map<String>, #[serde(default)] region: Option<String> }
+    /// Put back an earlier version's value (e.g. `{{ steps.switch.previous_version_id }}`).
+    AwsRestoreSecret { secret_id: String, version_id: String, #[serde(default)] region: Option<String> }
     K8sSetEnv {
         #[serde(default)] namespace: Option<String>, deployment: String,
         #[serde(default)] container: Option<String>, env: Map<String>,
@@ -160,6 +162,7 @@ pub fn check_args(action: &str, with: &Node) -> Result<(), yaml::Error> {
         "mongo.rebuild_index" => read::<MongoRebuildIndex>(with),
         "mongo.newest" => read::<MongoNewest>(with),
         "aws.update_secret" => read::<AwsUpdateSecret>(with),
+        "aws.restore_secret" => read::<AwsRestoreSecret>(with),
         "k8s.set_env" => read::<K8sSetEnv>(with),
         "k8s.rollout_restart" => read::<K8sRolloutRestart>(with),
         "k8s.rollout_wait" => read::<K8sRolloutWait>(with),
@@ -198,6 +201,7 @@ pub fn outputs(action: &str) -> &'static [&'static str] {
         "mongo.rebuild_index" => &["name", "dropped"],
         "mongo.newest" => &["newest_at", "rpo_seconds", "age_seconds"],
         "aws.update_secret" => &["version_id", "previous_version_id", "keys_changed"],
+        "aws.restore_secret" => &["version_id", "restored_from", "replaced_version_id", "unchanged"],
         "k8s.set_env" => &["generation", "changed"],
         "k8s.rollout_restart" => &["restarted_at"],
         "k8s.rollout_wait" => &["ready_replicas"],

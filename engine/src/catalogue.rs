@@ -31,6 +31,7 @@ pub const ACTIONS: &[(&str, Place)] = &[
     ("mongo.rebuild_index", Place::Coordinator),
     ("mongo.newest", Place::Coordinator),
     ("aws.update_secret", Place::Coordinator),
+    ("aws.restore_secret", Place::Coordinator),
     ("k8s.set_env", Place::Coordinator),
     ("k8s.rollout_restart", Place::Coordinator),
     ("k8s.rollout_wait", Place::Coordinator),

@@ -267,3 +267,31 @@ async fn refused_credentials_fail_clearly() {
     assert!(!e.contains(Moto::SECRET_KEY), "{e}");
     assert_no_values(&e);
 }
+
+/// `aws.restore_secret`: the step that puts the previous version back (e.g.
+/// `version_id: "{{ steps.switch-secret.previous_version_id }}"`).
+#[tokio::test]
+async fn restore_secret_action_puts_the_previous_version_back() {
+    let moto = Moto::start();
+    let secrets = client(&moto).await;
+    let v0 = moto.create_secret(SECRET, &original());
+    let out = succeeded(
+        secrets
+            .perform("aws.update_secret", &update(SECRET, &[("mongo_uri", NEW_URI)]), &key("run-9", "switch", 1))
+            .await,
+    );
+    assert_eq!(str_of(&out, "previous_version_id"), v0);
+    let mut args = std::collections::BTreeMap::new();
+    args.insert("secret_id".to_string(), Value::str(SECRET));
+    args.insert("version_id".to_string(), Value::str(&v0));
+    let args = Value::Map(args);
+    let outcome = secrets.perform("aws.restore_secret", &args, &key("run-9", "undo", 1)).await;
+    assert_no_values(&format!("{outcome:?}"));
+    let back = succeeded(outcome);
+    assert_eq!(str_of(&back, "restored_from"), v0);
+    assert_eq!(moto.secret_value(SECRET), original());
+    // Again (a restart of the coordinator repeats the step): nothing written.
+    let again = succeeded(secrets.perform("aws.restore_secret", &args, &key("run-9", "undo", 1)).await);
+    assert_eq!(again.get("unchanged"), Some(&Value::Bool(true)));
+    assert_eq!(moto.versions(SECRET).len(), 3);
+}

@@ -239,6 +239,28 @@ impl Secrets {
                     }
                 }
             }
+            "aws.restore_secret" => {
+                let (Some(secret_id), Some(version_id)) =
+                    (args.get("secret_id").and_then(Value::as_str), args.get("version_id").and_then(Value::as_str))
+                else {
+                    return Outcome::Failed("aws.restore_secret needs secret_id and version_id".into());
+                };
+                let region = args.get("region").and_then(Value::as_str);
+                match self.restore_previous_in(secret_id, version_id, region).await {
+                    Ok(r) => {
+                        let mut out = BTreeMap::new();
+                        out.insert("version_id".to_string(), Value::str(r.version_id));
+                        out.insert("restored_from".to_string(), Value::str(r.restored_from));
+                        out.insert("replaced_version_id".to_string(), Value::str(r.replaced_version_id));
+                        out.insert("unchanged".to_string(), Value::Bool(r.unchanged));
+                        Outcome::Succeeded(out)
+                    }
+                    Err(e) => {
+                        warn!(key = %key, action, secret = %secret_id, error = %e, "aws action failed");
+                        Outcome::Failed(e.to_string())
+                    }
+                }
+            }
             other => Outcome::Failed(format!("unknown action {other}")),
         }
     }

@@ -278,3 +278,54 @@ fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
         let _ = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status();
     }
 }
+
+#[test]
+fn http_check_probes_post_a_body_and_check_the_answer() {
+    let server = TestServer::start();
+    server.answer("/login", 200, "{\"ok\":true,\"user\":{\"name\":\"alice\"}}");
+    server.answer("/messages", 201, "{\"ok\":false}");
+    let cluster = Cluster::start(&[]);
+    let file = cluster.path().join("probes.yaml");
+    fs::write(
+        &file,
+        format!(
+            r#"id: probes
+title: validation probes
+steps:
+  - id: login
+    action: http.check
+    with:
+      url: "{login}"
+      method: POST
+      headers: {{ X-Probe: ripcord }}
+      body: {{ user: alice, password: probe }}
+      expect_status: 200
+      expect_json: {{ ok: true, user: {{ name: alice }} }}
+      max_latency: 5s
+  - id: send
+    needs: [login]
+    action: http.check
+    with:
+      url: "{messages}"
+      method: POST
+      body: {{ room: r1, text: hello }}
+      expect_status: 201
+      expect_json: {{ ok: true }}
+    on_failure: continue
+"#,
+            login = server.url("/login"),
+            messages = server.url("/messages"),
+        ),
+    )
+    .unwrap();
+    let run = cluster.start_run(file.to_str().unwrap(), &[]);
+    let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
+    assert_eq!(step(&v, "login")["status"], "succeeded", "{}", ripcord_tests::step_states(&v));
+    assert_eq!(step(&v, "login")["outputs"]["status"], 200);
+    let err = step(&v, "send")["error"].as_str().unwrap().to_string();
+    assert!(err.contains("body field ok is false, expected true"), "{err}");
+    let login = server.requests().into_iter().find(|r| r.path == "/login").unwrap();
+    assert_eq!(login.method, "POST");
+    let body: serde_json::Value = serde_json::from_str(&login.body).unwrap();
+    assert_eq!(body, serde_json::json!({"user": "alice", "password": "probe"}));
+}
