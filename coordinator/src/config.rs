@@ -18,6 +18,7 @@
 use ripcord_engine::duration;
 use ripcord_pki::tls::TlsFiles;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Config {
     pub aws: crate::integrations::secrets::SecretsConfig,
     /// Kubernetes access, if k8s.* actions are used.
     pub kube: Option<crate::integrations::kube::KubeConfig>,
+    /// Credentials runbooks name (`[credentials.NAME]`), paths resolved.
+    pub credentials: BTreeMap<String, crate::credentials::CredentialConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +85,13 @@ struct File {
     /// Needed only by runbooks with k8s.* steps.
     #[serde(default)]
     kube: Option<crate::integrations::kube::KubeConfig>,
+    /// Credentials that runbooks name instead of holding them:
+    /// `[credentials.chatdb] user = "chat-app", password_file = "…"`.
+    /// `atlas.connection_string` puts them into the URI it returns
+    /// (`credentials: chatdb`); a step argument can use
+    /// `{{ credentials.NAME.user }}`, `.password` or `.password_url_encoded`.
+    #[serde(default)]
+    credentials: BTreeMap<String, crate::credentials::CredentialConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +163,14 @@ impl Config {
                 k.resolve_paths(base);
                 k
             }),
+            credentials: file
+                .credentials
+                .into_iter()
+                .map(|(name, mut c)| {
+                    c.resolve_paths(base);
+                    (name, c)
+                })
+                .collect(),
         })
     }
 }

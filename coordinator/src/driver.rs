@@ -237,6 +237,18 @@ impl Driver {
         let now = self.now();
         let new = NewRun { id: id.clone(), mode: req.mode, params: req.params, incident_at: req.incident_at };
         let t = run::start(&rb, new, now).map_err(|e| Error::Invalid(e.0))?;
+        let missing: Vec<String> = run::credentials_needed(&rb, &t.state.params)
+            .into_iter()
+            .filter(|(name, _)| !self.performer.has_credential(name))
+            .map(|(name, step)| format!("  \"{name}\" (step {step}): add a [credentials.{name}] section"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Invalid(format!(
+                "runbook {} names credentials the coordinator does not hold:\n{}",
+                rb.id,
+                missing.join("\n")
+            )));
+        }
         let record = RunRecord::new(req.source, req.text, t.state.clone(), req.by.clone());
         info!(run = %id, runbook = %rb.id, by = %req.by, mode = %req.mode, "run started");
         self.live.insert(id.clone(), Live { rb: Arc::new(rb), record });

@@ -5,6 +5,7 @@
 //! same code. See `ARCHITECTURE.md` for the map.
 
 pub mod config;
+pub mod credentials;
 pub mod driver;
 pub mod fleet;
 pub mod grpc;
@@ -36,6 +37,8 @@ pub enum Error {
     Atlas(#[from] integrations::atlas::Error),
     #[error("kubernetes: {0}")]
     Kube(#[from] integrations::kube::Error),
+    #[error(transparent)]
+    Credentials(#[from] credentials::Error),
 }
 
 /// Runs the coordinator until `shutdown` resolves.
@@ -45,6 +48,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         warn!(cert = %config.tls.cert.display(), "{w}");
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
+    let credentials = credentials::Credentials::load(&config.credentials)?;
     let store = store::Store::open(&config.data_dir)?;
     let fleet = Arc::new(Fleet::load(store.clone(), config.max_concurrent_commands)?);
 
@@ -62,7 +66,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
     let secrets = integrations::secrets::Secrets::new(&config.aws).await;
-    let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets);
+    let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets).with_credentials(credentials);
     if let Some(atlas) = &config.atlas {
         actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
     }

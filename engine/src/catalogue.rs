@@ -61,6 +61,14 @@ pub fn agent_actions() -> impl Iterator<Item = &'static str> {
     ACTIONS.iter().filter(|(_, p)| matches!(p, Place::Agent | Place::Either)).map(|(n, _)| *n)
 }
 
+/// Whether `action`, run by the coordinator, may be given credentials: the
+/// integrations that use one to reach a service. Messages to people
+/// (`notify`, `approve`, `checklist`) would show it, and agents are never
+/// sent one. Everything else sees a credential only as its token.
+pub fn takes_credentials(action: &str) -> bool {
+    matches!(action, "http.check" | "aws.update_secret" | "k8s.set_env") || action.starts_with("mongo.")
+}
+
 /// Where `name` runs, if it is an action.
 pub fn place(name: &str) -> Option<Place> {
     ACTIONS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)

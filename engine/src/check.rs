@@ -63,13 +63,15 @@ pub fn check_loaded(rb: &Runbook) -> Vec<Diagnostic> {
     for step in &rb.steps {
         let mut strings = Vec::new();
         collect_strings(&step.with, &mut strings);
+        let with = strings.len();
         if let Some((cond, pos)) = &step.when {
             for part in cond.parts() {
                 strings.push((part.to_string(), *pos));
             }
         }
-        for (s, pos) in strings {
+        for (i, (s, pos)) in strings.into_iter().enumerate() {
             check_template(rb, step, &s, pos, ancestors.get(step.id.as_str()), &mut diags);
+            check_credentials(step, &s, pos, i >= with, &mut diags);
         }
     }
     diags.sort_by_key(|d| d.pos);
@@ -149,6 +151,37 @@ fn check_template(
             }
             _ => {}
         }
+    }
+}
+
+fn takes_credentials(step: &Step) -> bool {
+    let coordinator = match catalogue::place(&step.action) {
+        Some(catalogue::Place::Coordinator) => true,
+        Some(catalogue::Place::Either) => step.target.is_none(),
+        _ => false,
+    };
+    coordinator && catalogue::takes_credentials(&step.action)
+}
+
+/// Where a `{{ credentials.… }}` reference may stand.
+fn check_credentials(step: &Step, s: &str, pos: Pos, in_when: bool, diags: &mut Vec<Diagnostic>) {
+    for (r, _) in template::refs(s) {
+        if !matches!(r, Ref::Credential { .. }) {
+            continue;
+        }
+        let why = if in_when {
+            "a when: condition cannot test a credential".to_string()
+        } else if takes_credentials(step) {
+            continue;
+        } else if step.target.is_some() || catalogue::place(&step.action) == Some(catalogue::Place::Agent) {
+            format!("{} runs on an agent, and credentials are never sent to agents", step.action)
+        } else {
+            format!(
+                "{} cannot be given a credential (only http.check, mongo.*, aws.update_secret and k8s.set_env can)",
+                step.action
+            )
+        };
+        diags.push(Diagnostic::new(pos, format!("{{{{ {r} }}}}: {why}")));
     }
 }
 
@@ -275,6 +308,22 @@ mod tests {
                 "  - id: a\n    action: noop\n    on_failure: [cleanup]\n",
                 "8:17: on_failure runs \"cleanup\": no such step",
             ),
+            (
+                "  - id: a\n    action: http.check\n    with: { url: \"https://u:{{ credentials.db.pass }}@h/\" }\n",
+                "8:18: \"{{ credentials.db.pass }}\": a credential has user, password and password_url_encoded, not \"pass\"",
+            ),
+            (
+                "  - id: a\n    action: notify\n    with: { webhook: x, text: \"pw {{ credentials.db.password }}\" }\n",
+                "8:31: {{ credentials.db.password }}: notify cannot be given a credential",
+            ),
+            (
+                "  - id: a\n    action: http.check\n    target: \"role=app\"\n    with: { url: \"{{ credentials.db.user }}\" }\n",
+                "9:18: {{ credentials.db.user }}: http.check runs on an agent, and credentials are never sent to agents",
+            ),
+            (
+                "  - id: a\n    action: noop\n    when: \"{{ credentials.db.user }} == x\"\n",
+                "8:11: {{ credentials.db.user }}: a when: condition cannot test a credential",
+            ),
         ];
         for (steps, expect) in table {
             let errs = errors(&format!("{HEAD}{steps}"));
@@ -294,6 +343,14 @@ mod tests {
     fn a_good_runbook_passes() {
         let text = format!(
             "{HEAD}  - id: snap\n    action: atlas.take_snapshot\n    with: {{ project: p, cluster: \"{{{{ params.cluster }}}}\" }}\n    budget: 2m\n  - id: tell\n    needs: [snap]\n    action: notify\n    with: {{ webhook: x, text: \"snapshot {{{{ steps.snap.snapshot_id }}}} of {{{{ run.short_id }}}}\" }}\n    on_failure: [cleanup]\n  - id: cleanup\n    action: noop\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn credentials_may_go_to_the_integrations_that_use_them() {
+        let text = format!(
+            "{HEAD}  - id: login\n    action: http.check\n    with:\n      url: https://api/login\n      method: POST\n      body: {{ user: \"{{{{ credentials.probe.user }}}}\", password: \"{{{{ credentials.probe.password }}}}\" }}\n  - id: count\n    action: mongo.count\n    with: {{ uri: \"mongodb://{{{{ credentials.db.user }}}}:{{{{ credentials.db.password_url_encoded }}}}@h/\", db: chatdb, collections: [users] }}\n"
         );
         assert_eq!(errors(&text), Vec::<String>::new());
     }

@@ -381,6 +381,56 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
 }
 
 /// Parses a `--param` value into the param's type.
+/// The credentials a run of `rb` with these (resolved) params will name,
+/// each with the first step that names it: every `{{ credentials.NAME.… }}`
+/// in step arguments, and the `credentials` argument of
+/// `atlas.connection_string` where params alone decide it. The coordinator
+/// refuses a run that needs one it does not hold, before anything happens.
+pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    struct Params<'a>(&'a BTreeMap<String, Value>);
+    impl Scope for Params<'_> {
+        fn lookup(&self, r: &Ref) -> Option<Value> {
+            match r {
+                Ref::Param(p) => self.0.get(p).cloned(),
+                _ => None,
+            }
+        }
+    }
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Str(s) => out.push(s.clone()),
+            Value::List(l) => l.iter().for_each(|x| strings(x, out)),
+            Value::Map(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |name: String, step: &str| {
+        if !name.is_empty() && !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, step.to_string()));
+        }
+    };
+    for step in &rb.steps {
+        let with = Value::from_node(&step.with);
+        let mut texts = Vec::new();
+        strings(&with, &mut texts);
+        for t in &texts {
+            for (r, _) in template::refs(t) {
+                if let Ref::Credential { name, .. } = r {
+                    add(name, &step.id);
+                }
+            }
+        }
+        if step.action == "atlas.connection_string"
+            && let Some(Value::Str(arg)) = with.get("credentials")
+            && let Ok(Value::Str(name)) = template::render(arg, &Params(params))
+        {
+            add(name.trim().to_string(), &step.id);
+        }
+    }
+    out
+}
+
 fn coerce(ty: ParamType, v: Value) -> Result<Value, String> {
     let v = match (ty, v) {
         (ParamType::Int, Value::Str(s)) => {
@@ -424,6 +474,8 @@ impl Scope for RunScope<'_> {
             Ref::Run(RunField::ShortId) => Some(Value::str(s.short_id())),
             Ref::Run(RunField::IncidentAt) => Some(Value::str(rfc3339(s.incident_at))),
             Ref::Run(RunField::Mode) => Some(Value::str(s.mode.to_string())),
+            // Stays a token; the coordinator resolves it when it performs.
+            Ref::Credential { name, field } => Some(Value::str(template::credential_token(name, *field))),
         }
     }
 }

@@ -1,9 +1,16 @@
 //! `{{ … }}` templates in step arguments and conditions.
 //!
 //! References: `params.NAME`, `steps.STEP.OUTPUT`, `run.id`, `run.short_id`,
-//! `run.incident_at`, `run.mode`. A string that is exactly one reference
-//! takes the referenced value with its type (`expect_status: "{{ params.code }}"`
-//! stays a number); otherwise references are substituted as text.
+//! `run.incident_at`, `run.mode`, and `credentials.NAME.FIELD`. A string that
+//! is exactly one reference takes the referenced value with its type
+//! (`expect_status: "{{ params.code }}"` stays a number); otherwise
+//! references are substituted as text.
+//!
+//! A credential reference is never resolved here: the engine does not know
+//! secrets. It renders as its own canonical token ([`credential_token`]),
+//! which travels through run state, effects and outputs as it is, and only
+//! the coordinator's performer puts the value in, just before an integration
+//! uses it. So a password is never in a run's state, events or views.
 
 use crate::value::Value;
 use std::fmt;
@@ -11,8 +18,73 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ref {
     Param(String),
-    Output { step: String, output: String },
+    Output {
+        step: String,
+        output: String,
+    },
     Run(RunField),
+    /// A secret the coordinator holds, by name: resolved only when performed.
+    Credential {
+        name: String,
+        field: CredentialField,
+    },
+}
+
+/// What of a coordinator credential a reference names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CredentialField {
+    /// The user name.
+    User,
+    /// The password as it is (for JSON bodies, headers, secrets).
+    Password,
+    /// The password percent-encoded, for the user info of a URI.
+    PasswordUrlEncoded,
+}
+
+impl CredentialField {
+    pub const ALL: [CredentialField; 3] =
+        [CredentialField::User, CredentialField::Password, CredentialField::PasswordUrlEncoded];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialField::User => "user",
+            CredentialField::Password => "password",
+            CredentialField::PasswordUrlEncoded => "password_url_encoded",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// The text a credential reference renders as, and what the coordinator
+/// replaces: `{{ credentials.NAME.FIELD }}`.
+pub fn credential_token(name: &str, field: CredentialField) -> String {
+    format!("{{{{ credentials.{name}.{} }}}}", field.name())
+}
+
+/// Every credential token in `s`, in order: (byte range, name, field).
+/// Text between `{{` and `}}` that is not a credential reference is left
+/// alone (outputs may hold any text).
+pub fn credential_tokens(s: &str) -> Vec<(std::ops::Range<usize>, String, CredentialField)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = s[from..].find("{{").map(|i| from + i) {
+        let Some(end) = s[start + 2..].find("}}").map(|i| start + 2 + i) else { break };
+        if let Ok(Ref::Credential { name, field }) = parse_ref(s[start + 2..end].trim()) {
+            out.push((start..end + 2, name, field));
+            from = end + 2;
+        } else {
+            from = start + 2;
+        }
+    }
+    out
+}
+
+/// Whether `name` can name a credential (letters, digits, `_`, `-`).
+pub fn credential_name_ok(name: &str) -> bool {
+    ident_ok(name)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +104,7 @@ impl fmt::Display for Ref {
             Ref::Run(RunField::ShortId) => f.write_str("run.short_id"),
             Ref::Run(RunField::IncidentAt) => f.write_str("run.incident_at"),
             Ref::Run(RunField::Mode) => f.write_str("run.mode"),
+            Ref::Credential { name, field } => write!(f, "credentials.{name}.{}", field.name()),
         }
     }
 }
@@ -78,7 +151,8 @@ fn parse_ref(expr: &str) -> Result<Ref, String> {
     let parts: Vec<&str> = expr.split('.').collect();
     let bad = || {
         format!(
-            "\"{{{{ {expr} }}}}\" is not a reference (expected params.NAME, steps.STEP.OUTPUT, run.id, run.short_id, run.incident_at or run.mode)"
+            "\"{{{{ {expr} }}}}\" is not a reference (expected params.NAME, steps.STEP.OUTPUT, run.id, run.short_id, \
+             run.incident_at, run.mode or credentials.NAME.user|password|password_url_encoded)"
         )
     };
     match parts.as_slice() {
@@ -90,6 +164,12 @@ fn parse_ref(expr: &str) -> Result<Ref, String> {
         ["run", "short_id"] => Ok(Ref::Run(RunField::ShortId)),
         ["run", "incident_at"] => Ok(Ref::Run(RunField::IncidentAt)),
         ["run", "mode"] => Ok(Ref::Run(RunField::Mode)),
+        ["credentials", name, field] if ident_ok(name) => match CredentialField::parse(field) {
+            Some(field) => Ok(Ref::Credential { name: name.to_string(), field }),
+            None => Err(format!(
+                "\"{{{{ {expr} }}}}\": a credential has user, password and password_url_encoded, not \"{field}\""
+            )),
+        },
         _ => Err(bad()),
     }
 }
@@ -228,6 +308,34 @@ mod tests {
         assert_eq!(render("{{ params.code }}", &s).unwrap(), Value::Int(200));
         assert_eq!(render("restore-{{ run.short_id }}", &s).unwrap(), Value::str("restore-ab12"));
         assert!(render("{{ params.nope }}", &s).unwrap_err().contains("params.nope has no value"));
+    }
+
+    #[test]
+    fn credential_references_render_as_their_token() {
+        let r = Ref::Credential { name: "chatdb".into(), field: CredentialField::PasswordUrlEncoded };
+        assert_eq!(parse("{{credentials.chatdb.password_url_encoded}}").unwrap(), vec![Segment::Ref(r.clone(), 0)]);
+        let token = credential_token("chatdb", CredentialField::PasswordUrlEncoded);
+        assert_eq!(token, "{{ credentials.chatdb.password_url_encoded }}");
+        // A token parses back to the same reference, so it survives being
+        // rendered again.
+        assert_eq!(parse(&token).unwrap(), vec![Segment::Ref(r, 0)]);
+        let e = parse("{{ credentials.chatdb }}").unwrap_err().1;
+        assert!(e.contains("is not a reference"), "{e}");
+    }
+
+    #[test]
+    fn credential_tokens_are_found_in_any_text() {
+        let s = "mongodb://{{ credentials.db.user }}:{{credentials.db.password_url_encoded}}@h/{{ not a ref }}{{ params.x }}";
+        let found: Vec<(String, CredentialField)> =
+            credential_tokens(s).into_iter().map(|(r, n, f)| (s[r].to_string() + "|" + &n, f)).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("{{ credentials.db.user }}|db".to_string(), CredentialField::User),
+                ("{{credentials.db.password_url_encoded}}|db".to_string(), CredentialField::PasswordUrlEncoded),
+            ]
+        );
+        assert!(credential_tokens("{{ unclosed credentials.db.user").is_empty());
     }
 
     #[test]

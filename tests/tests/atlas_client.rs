@@ -2,14 +2,14 @@
 //! fake Atlas of `ripcord_tests::atlas_fake`: both auth methods and token
 //! refresh, every action, retries, errors and idempotency.
 
+use ripcord_coordinator::credentials::Credentials;
 use ripcord_coordinator::integrations::Outcome;
-use ripcord_coordinator::integrations::atlas::{Atlas, AtlasAuth, AtlasConfig, DbCredentials, Retry, Secret};
+use ripcord_coordinator::integrations::atlas::{Atlas, AtlasAuth, AtlasConfig, Retry, Secret};
 use ripcord_engine::run::Key;
 use ripcord_engine::value::Value;
 use ripcord_tests::atlas_fake::{FakeAtlas, Options, PROJECT, SNAPSHOT_DAILY, SNAPSHOT_HOURLY, SOURCE};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CLIENT_ID: &str = "mdb_sa_id_65f00000000000000000abcd";
@@ -542,11 +542,10 @@ async fn connection_string_with_and_without_credentials() {
         t.run("atlas.connection_string", "cs", json!({"project": PROJECT, "cluster": SOURCE, "credentials": "chatdb"}))
             .await,
     );
-    assert!(e.contains("no database credentials named \"chatdb\""), "{e}");
+    assert!(e.contains("no credentials named \"chatdb\" are configured in the coordinator"), "{e}");
 
-    let atlas = t.atlas.clone().with_credentials(Arc::new(|name: &str| {
-        (name == "chatdb").then(|| DbCredentials { user: "chat app".into(), password: Secret::new("p@ss:w/rd") })
-    }));
+    let creds = Credentials::from_entries([("chatdb".into(), (Some("chat app".into()), Secret::new("p@ss:w/rd")))]);
+    let atlas = t.atlas.clone().with_credentials(creds.expect("credentials"));
     let out = succeeded(
         atlas
             .perform(

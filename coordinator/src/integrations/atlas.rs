@@ -20,6 +20,7 @@
 //! Reference: `shared/reference/atlas-admin-api.md`.
 
 use super::Outcome;
+use crate::credentials::{Credentials, percent_encode};
 use ripcord_engine::actions as args;
 use ripcord_engine::duration::{self, Human};
 use ripcord_engine::run::Key;
@@ -301,24 +302,7 @@ impl Error {
 // Secrets, tokens, digest challenges
 // ---------------------------------------------------------------------------
 
-/// A secret string: `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(••••)")
-    }
-}
+pub use crate::credentials::Secret;
 
 fn read_secret(what: &'static str, path: &Path) -> Result<Secret, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::SecretFile { what, path: path.into(), source })?;
@@ -326,7 +310,7 @@ fn read_secret(what: &'static str, path: &Path) -> Result<Secret, Error> {
     if s.is_empty() {
         return Err(Error::EmptySecret { what, path: path.into() });
     }
-    Ok(Secret(s.to_string()))
+    Ok(Secret::new(s))
 }
 
 struct Token {
@@ -383,17 +367,6 @@ impl Auth {
         }
     }
 }
-
-/// Database user credentials put into a connection string.
-#[derive(Clone)]
-pub struct DbCredentials {
-    pub user: String,
-    pub password: Secret,
-}
-
-/// Finds the database credentials that `atlas.connection_string` was given
-/// the name of (`credentials: chatdb`).
-pub type CredentialLookup = Arc<dyn Fn(&str) -> Option<DbCredentials> + Send + Sync>;
 
 // ---------------------------------------------------------------------------
 // Retries and polling
@@ -499,7 +472,7 @@ pub struct Atlas {
     retry: Retry,
     /// Endpoints whose deprecation was already logged.
     warned: Arc<Mutex<BTreeSet<&'static str>>>,
-    credentials: Option<CredentialLookup>,
+    credentials: Credentials,
 }
 
 impl fmt::Debug for Atlas {
@@ -559,7 +532,7 @@ impl Atlas {
             max_poll: config.max_poll_interval,
             retry: Retry::default(),
             warned: Arc::default(),
-            credentials: None,
+            credentials: Credentials::default(),
         })
     }
 
@@ -571,8 +544,8 @@ impl Atlas {
 
     /// Where `atlas.connection_string` finds the database credentials it is
     /// given the name of.
-    pub fn with_credentials(mut self, lookup: CredentialLookup) -> Self {
-        self.credentials = Some(lookup);
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
         self
     }
 
@@ -635,12 +608,12 @@ impl Atlas {
         let mut secrets = Vec::new();
         match &*self.auth {
             Auth::Bearer { secret, current, .. } => {
-                secrets.push(secret.0.clone());
+                secrets.push(secret.expose().to_string());
                 if let Some(t) = current.lock().ok().and_then(|c| c.clone()) {
-                    secrets.push(t.0);
+                    secrets.push(t.expose().to_string());
                 }
             }
-            Auth::Digest { key, .. } => secrets.push(key.0.clone()),
+            Auth::Digest { key, .. } => secrets.push(key.expose().to_string()),
         }
         for secret in secrets.iter().filter(|x| x.len() >= 4) {
             s = s.replace(secret.as_str(), "••••");
@@ -893,7 +866,7 @@ impl Atlas {
                             Error::Protocol { what: what.clone(), reason: "no access_token in the answer".into() }
                         })?;
                         let lifetime = Duration::from_secs(v["expires_in"].as_u64().unwrap_or(3600).max(1));
-                        return Ok((Secret(token.to_string()), lifetime));
+                        return Ok((Secret::new(token), lifetime));
                     }
                     if matches!(status, 400 | 401 | 403) {
                         let (code, detail) = oauth_error(&text);
@@ -1339,11 +1312,7 @@ impl Atlas {
         let connection_string = match a.credentials.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             None => uri.clone(),
             Some(name) => {
-                let creds = self.credentials.as_ref().and_then(|f| f(name)).ok_or_else(|| {
-                    Error::Refused(format!(
-                        "no database credentials named \"{name}\" are configured in the coordinator"
-                    ))
-                })?;
+                let creds = self.credentials.db(name).map_err(|e| Error::Refused(e.to_string()))?;
                 format!("{scheme}://{}:{}@{rest}", percent_encode(&creds.user), percent_encode(creds.password.expose()))
             }
         };
@@ -1766,17 +1735,6 @@ fn reqwest_reason(e: &reqwest::Error) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

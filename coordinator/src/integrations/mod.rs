@@ -1,7 +1,14 @@
 //! Performing actions. [`Performer`] is the seam between the driver and the
 //! outside world: the driver hands it an effect, it answers with an outcome.
 //! [`Actions`] is the real one: HTTP checks and notifications here, agent
-//! actions through the fleet, the cloud integrations as they arrive.
+//! actions through the fleet, the cloud integrations.
+//!
+//! `Actions` is also where credentials meet integrations: it puts the values
+//! of `{{ credentials.… }}` tokens into a step's arguments just before the
+//! integration runs, and turns them back into tokens in whatever comes back
+//! (see `crate::credentials`). Only the actions that use credentials to
+//! reach a service get their values (`catalogue::takes_credentials`);
+//! agents and messages to people only ever see the token.
 
 pub mod agents;
 pub mod atlas;
@@ -10,6 +17,7 @@ pub mod kube;
 pub mod mongo;
 pub mod secrets;
 
+use crate::credentials::Credentials;
 use crate::fleet::Fleet;
 use ripcord_engine::run::{Key, TargetSpec};
 use ripcord_engine::value::Value;
@@ -40,6 +48,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pub trait Performer: Send + Sync {
     fn perform(&self, request: Request) -> BoxFuture<Outcome>;
+
+    /// Whether the credentials named `name` are held here (a run that
+    /// needs one that is not is refused at start).
+    fn has_credential(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// The real performer.
@@ -50,11 +64,27 @@ pub struct Actions {
     secrets: secrets::Secrets,
     mongo: mongo::Mongo,
     kube: Option<kube::Kube>,
+    credentials: Credentials,
 }
 
 impl Actions {
     pub fn new(fleet: Arc<Fleet>, secrets: secrets::Secrets) -> Self {
-        Self { http: http::Http::new(), fleet, atlas: None, secrets, mongo: mongo::Mongo::new(), kube: None }
+        Self {
+            http: http::Http::new(),
+            fleet,
+            atlas: None,
+            secrets,
+            mongo: mongo::Mongo::new(),
+            kube: None,
+            credentials: Credentials::default(),
+        }
+    }
+
+    /// The credentials runbooks may name. Call before [`Actions::with_atlas`],
+    /// which hands them to `atlas.connection_string`.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Enables k8s.* actions.
@@ -65,13 +95,47 @@ impl Actions {
 
     /// Enables atlas.* actions.
     pub fn with_atlas(mut self, atlas: atlas::Atlas) -> Self {
-        self.atlas = Some(atlas);
+        self.atlas = Some(atlas.with_credentials(self.credentials.clone()));
         self
     }
 }
 
 impl Performer for Actions {
     fn perform(&self, r: Request) -> BoxFuture<Outcome> {
+        // Only the integrations that use a credential get its value; the
+        // rest (notify, agents, …) see the token, never the password.
+        let uses = r.target.is_none() && ripcord_engine::catalogue::takes_credentials(&r.action);
+        let args = if uses {
+            match self.credentials.expand(&r.args) {
+                Ok(args) => args,
+                Err(e) => {
+                    let msg = e.to_string();
+                    return Box::pin(async move { Outcome::Failed(msg) });
+                }
+            }
+        } else {
+            r.args.clone()
+        };
+        let work = self.dispatch(Request { args, ..r });
+        let credentials = self.credentials.clone();
+        Box::pin(async move {
+            match work.await {
+                Outcome::Succeeded(out) => {
+                    Outcome::Succeeded(out.into_iter().map(|(k, v)| (k, credentials.conceal(v))).collect())
+                }
+                Outcome::Failed(e) => Outcome::Failed(credentials.conceal_str(&e)),
+            }
+        })
+    }
+
+    fn has_credential(&self, name: &str) -> bool {
+        self.credentials.contains(name)
+    }
+}
+
+impl Actions {
+    /// The action itself, with credentials already in its arguments.
+    fn dispatch(&self, r: Request) -> BoxFuture<Outcome> {
         match r.action.as_str() {
             "noop" => Box::pin(async { Outcome::Succeeded(BTreeMap::new()) }),
             "http.check" if r.target.is_none() => {
