@@ -3,7 +3,8 @@
 //!
 //! - [`Moto`]: `moto_server`, AWS Secrets Manager (and the rest of AWS) on a
 //!   loopback port;
-//! - [`NxMongo`]: `nx-27017`, a MongoDB wire-protocol server on SQLite.
+//! - [`NxMongo`]: `nx-27017`, a MongoDB wire-protocol server on SQLite;
+//!   [`NxMongo::start_with_users`] adds SCRAM-SHA-256 users (`nx_scram.py`).
 //!
 //! Each starts in a temp dir of its own on a free loopback port, is ready
 //! when it answers (polled with a bound, no fixed sleeps) and is killed when
@@ -186,16 +187,45 @@ pub struct NxMongo {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub proc_: Proc,
+    /// The SCRAM user [`NxMongo::python`] logs in as, if it has users.
+    login: Option<(String, String)>,
 }
 
+/// The launcher that adds SCRAM-SHA-256 to nx-27017.
+const NX_SCRAM: &str = include_str!("nx_scram.py");
+
 impl NxMongo {
+    /// A server without authentication: any client may do anything.
     pub fn start() -> Self {
-        let bin = venv_bin("nx-27017");
+        Self::spawn(&[])
+    }
+
+    /// A server that, like a real MongoDB with access control, refuses
+    /// every command but the handshake until the client has logged in with
+    /// SCRAM-SHA-256 as one of `users` (name, password).
+    pub fn start_with_users(users: &[(&str, &str)]) -> Self {
+        assert!(!users.is_empty(), "start_with_users needs a user");
+        Self::spawn(users)
+    }
+
+    fn spawn(users: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
         let port = free_port();
-        let mut cmd = Command::new(bin);
+        let mut cmd = if users.is_empty() {
+            Command::new(venv_bin("nx-27017"))
+        } else {
+            let launcher = dir.path().join("nx_scram.py");
+            std::fs::write(&launcher, NX_SCRAM).expect("write nx_scram.py");
+            let map: serde_json::Map<String, serde_json::Value> =
+                users.iter().map(|(u, p)| (u.to_string(), serde_json::Value::from(*p))).collect();
+            let mut cmd = Command::new(venv_bin("python"));
+            cmd.arg(&launcher)
+                .env("NX_SCRAM_USERS", serde_json::Value::Object(map).to_string())
+                .env("NX_SCRAM_AUTH_LOG", dir.path().join("auth.log"));
+            cmd
+        };
         cmd.args(["--host", "127.0.0.1", "-p", &port.to_string()])
             .arg("--data-dir")
             .arg(&data)
@@ -207,7 +237,18 @@ impl NxMongo {
             .current_dir(dir.path());
         let mut proc_ = Proc::spawn("nx-27017", cmd, dir.path().join("nx-27017.log"));
         wait_ready(&mut proc_, "nx-27017 to answer hello", || hello(port));
-        Self { port, dir, proc_ }
+        let login = users.first().map(|(u, p)| (u.to_string(), p.to_string()));
+        Self { port, dir, proc_, login }
+    }
+
+    /// The users that have logged in so far, one entry per successful
+    /// SCRAM authentication, in order.
+    pub fn logins(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("auth.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// `mongodb://127.0.0.1:PORT/?directConnection=true`.
@@ -215,7 +256,7 @@ impl NxMongo {
         format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
     }
 
-    /// The URI with user info (nx-27017 does not check it).
+    /// The URI with user info (checked only by a server with users).
     pub fn uri_with_credentials(&self, user: &str, password: &str) -> String {
         format!("mongodb://{user}:{password}@127.0.0.1:{}/?directConnection=true", self.port)
     }
@@ -225,7 +266,11 @@ impl NxMongo {
     pub fn python(&self, script: &str) -> String {
         let prelude = "import datetime, json, os\nfrom pymongo import MongoClient\n\
              client = MongoClient(os.environ['MONGO_URI'], serverSelectionTimeoutMS=5000)\n";
-        python(&format!("{prelude}{script}"), &[("MONGO_URI", self.uri())])
+        let uri = match &self.login {
+            Some((user, password)) => self.uri_with_credentials(user, password),
+            None => self.uri(),
+        };
+        python(&format!("{prelude}{script}"), &[("MONGO_URI", uri)])
     }
 }
 

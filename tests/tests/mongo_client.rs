@@ -205,3 +205,26 @@ async fn errors_never_show_the_password() {
     assert!(!e.contains(PASSWORD), "{e}");
     assert!(e.contains("bad connection string"), "{e}");
 }
+
+/// Against a server with access control (nx-27017 with SCRAM-SHA-256 users):
+/// the password in the URI is what lets the action in.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_in_the_uri_log_in_and_a_wrong_password_is_refused() {
+    let nx = NxMongo::start_with_users(&[("app", PASSWORD)]);
+    seed(&nx);
+    let m = mongo();
+    let count = |uri: &str| args(json!({ "uri": uri, "db": DB, "collections": ["users"], "min": 1 }));
+    let before = nx.logins().len();
+
+    let out = succeeded(m.perform("mongo.count", &count(&nx.uri_with_credentials("app", PASSWORD)), &key("c")).await);
+    assert_eq!(out["counts"].get("users"), Some(&Value::Int(3)), "{out:?}");
+    assert!(nx.logins().len() > before, "the action did not log in: {:?}", nx.logins());
+
+    let wrong = nx.uri_with_credentials("app", "Not-the-Pa55word");
+    let e = failed(m.perform("mongo.count", &count(&wrong), &key("c")).await);
+    assert!(e.to_lowercase().contains("authentication failed"), "{e}");
+    assert!(!e.contains("Not-the-Pa55word"), "{e}");
+
+    let e = failed(m.perform("mongo.count", &count(&nx.uri()), &key("c")).await);
+    assert!(e.contains("requires authentication"), "{e}");
+}
