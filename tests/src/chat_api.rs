@@ -7,14 +7,15 @@
 //! value), so switching the connection string really changes where it reads:
 //!
 //! - `GET /health` → 200 `{"ok":true,"ts":"…","db":"host:port"}` when that
-//!   MongoDB answers `ping`, else 503 `{"ok":false}`;
+//!   MongoDB lists the collections of `chatdb` (it needs a login), else 503 `{"ok":false}`;
 //! - `POST /login {"user":"…"}` → 200 if `chatdb.users` holds `{user: …}`,
 //!   else 401;
 //! - `GET /messages?room=r` → `{"room":"r","count":N,"db":"host:port"}`, the
 //!   number of `chatdb.messages` with `roomId: r`.
 //!
-//! The user info of the URI is dropped before connecting: nx-27017 does not
-//! authenticate, and the app's credentials are not what these tests check.
+//! It logs in with the URI's user info, so against a server with users
+//! (`NxMongo::start_with_users`) a URI with a wrong or missing password
+//! makes every endpoint, `/health` included, answer 503.
 
 use crate::kube_fake::FakeKube;
 use mongodb::bson::{Document, doc};
@@ -178,10 +179,9 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
 }
 
-/// Connects to `uri` without its user info; returns the client and host:port.
+/// Connects to `uri`; returns the client and host:port.
 async fn connect(uri: &str) -> Result<(mongodb::Client, String), String> {
     let mut opts = mongodb::options::ClientOptions::parse(uri).await.map_err(|e| e.to_string())?;
-    opts.credential = None;
     opts.server_selection_timeout = Some(Duration::from_secs(2));
     opts.connect_timeout = Some(Duration::from_secs(2));
     let host = opts.hosts.first().map(ToString::to_string).unwrap_or_default();
@@ -195,7 +195,8 @@ async fn answer(source: &UriSource, method: &str, path: &str, query: &str, body:
     let Ok((client, host)) = connect(&uri).await else { return unavailable(None) };
     let db = client.database("chatdb");
     let result = match (method, path) {
-        ("GET", "/health") => match db.run_command(doc! {"ping": 1}).await {
+        // Not `ping`: MongoDB answers that without a login.
+        ("GET", "/health") => match db.list_collection_names().await {
             Ok(_) => Ok((200, json!({"ok": true, "ts": now_rfc3339(), "db": host}))),
             Err(e) => Err(e),
         },

@@ -5,7 +5,11 @@
 //! switch is seen where it matters: in what the app reads.
 //!
 //! The fake Atlas is told to give the clusters the run creates (`restore-…`)
-//! the `restored` server's URI as their connection string.
+//! the `restored` server's URI as their connection string. Both servers
+//! have access control (SCRAM-SHA-256 user `chat-app`), and the coordinator
+//! holds that user's password as `[credentials.chatdb]`, the runbooks'
+//! default `db_credentials`: the connection string a run builds must carry
+//! the real password to wherever it is used, and nowhere else.
 
 use ripcord_tests::atlas_fake::{self, FakeAtlas, PROJECT, SOURCE};
 use ripcord_tests::chat_api::{ChatApi, UriSource};
@@ -66,6 +70,12 @@ fn prod_uri(prod: &NxMongo) -> String {
     prod.uri_with_credentials(PROD_USER, PROD_PASSWORD)
 }
 
+/// What `atlas.connection_string` with `credentials: chatdb` makes of the
+/// restored cluster's URI (the password needs no percent-encoding).
+fn restored_uri(restored: &NxMongo) -> String {
+    restored.uri_with_credentials(PROD_USER, PROD_PASSWORD)
+}
+
 fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> Setup {
     let mut o = atlas_fake::Options::service_account(CLIENT_ID, CLIENT_SECRET);
     o.cluster_create_delay = Duration::from_millis(300);
@@ -73,8 +83,8 @@ fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> S
     atlas_opts(&mut o);
     let atlas = FakeAtlas::start(o);
 
-    let prod = NxMongo::start();
-    let restored = NxMongo::start();
+    let prod = NxMongo::start_with_users(&[(PROD_USER, PROD_PASSWORD)]);
+    let restored = NxMongo::start_with_users(&[(PROD_USER, PROD_PASSWORD)]);
     // The damage: most of prod's messages are gone; the restore has them.
     seed(&prod, 2, 1);
     seed(&restored, 7, 6);
@@ -106,19 +116,23 @@ fn setup(switch: Switch, atlas_opts: impl FnOnce(&mut atlas_fake::Options)) -> S
     let dir = tempfile::tempdir().expect("temp dir");
     let secret_file = dir.path().join("atlas-client-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).expect("secret file");
+    let db_password_file = dir.path().join("chatdb-password");
+    std::fs::write(&db_password_file, format!("{PROD_PASSWORD}\n")).expect("password file");
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, NS);
     let toml = format!(
         "\n[atlas]\nbase_url = \"{base}\"\ntoken_url = \"{token}\"\npoll_interval = \"50ms\"\nmax_poll_interval = \"200ms\"\n\n\
          [atlas.auth]\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{secret}\"\n\n\
          [aws]\nendpoint_url = \"{aws}\"\nregion = \"{region}\"\n\n\
-         [kube]\nkubeconfig = \"{kubeconfig}\"\nnamespace = \"{NS}\"\npoll_interval = \"100ms\"\n",
+         [kube]\nkubeconfig = \"{kubeconfig}\"\nnamespace = \"{NS}\"\npoll_interval = \"100ms\"\n\n\
+         [credentials.chatdb]\nuser = \"{PROD_USER}\"\npassword_file = \"{db_password}\"\n",
         base = atlas.base_url(),
         token = atlas.token_url(),
         secret = secret_file.display(),
         aws = moto.endpoint(),
         region = Moto::REGION,
         kubeconfig = kubeconfig.display(),
+        db_password = db_password_file.display(),
     );
     let extras = CoordinatorExtras {
         toml,
@@ -147,8 +161,6 @@ impl Setup {
         let mut params = vec![
             ("project_id", PROJECT),
             ("cluster", SOURCE),
-            // The coordinator has no database credentials to name.
-            ("db_credentials", ""),
             ("switch", switch),
             ("namespace", NS),
             ("deployment", DEPLOYMENT),
@@ -207,7 +219,9 @@ impl Setup {
         serde_json::from_str(&self.moto.secret_value(SECRET_ID)).expect("secret JSON")
     }
 
-    /// No secret in `ripcord show`, `ripcord show --json` or the coordinators' logs.
+    /// No secret in `ripcord show`, `ripcord show --json`, the coordinators'
+    /// logs, or anywhere in the coordinator's sled files (run state, events
+    /// and effects hold credential tokens, not passwords).
     fn assert_no_leaks(&self, run: &str) {
         let json_out = self.cluster.cli(OPERATOR, &["show", run, "--json"]);
         let plain_out = self.cluster.cli(OPERATOR, &["show", run]);
@@ -229,6 +243,22 @@ impl Setup {
                 assert!(!text.contains(secret), "{secret} leaked into {what}");
             }
         }
+        let mut files = vec![self.cluster.path().join("data")];
+        // The run's id is stored in the clear: seeing it shows the scan
+        // reads what sled wrote.
+        let mut saw_run = false;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).expect("data dir").filter_map(|e| e.ok().map(|e| e.path())));
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                saw_run |= bytes.windows(run.len()).any(|w| w == run.as_bytes());
+                for secret in [CLIENT_SECRET, PROD_PASSWORD] {
+                    let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                    assert!(!found, "{secret} is stored in {}", p.display());
+                }
+            }
+        }
+        assert!(saw_run, "run {run} not found in the sled files under {}", self.cluster.path().join("data").display());
     }
 }
 
@@ -255,9 +285,17 @@ fn mongo_pitr_switches_the_app_to_the_restored_cluster() {
     assert_eq!(step(&v, "switch-env")["status"], "skipped", "{}", step_states(&v));
     assert_ne!(step(&v, "escalate")["status"], "succeeded", "{}", step_states(&v));
 
-    // The secret points at the restored cluster; the other key is kept.
+    // The run shows the connection string with a token for the password
+    // (`password`: this one reads the same percent-encoded).
+    let cs = step(&v, "connection-string")["outputs"]["connection_string"].as_str().unwrap_or_default().to_string();
+    let token = "{{ credentials.chatdb.password }}";
+    assert_eq!(cs, format!("mongodb://{PROD_USER}:{token}@{}/?directConnection=true", port_of(&s.restored)));
+    // With the real one, ripcord's counts and the app logged in to the restored cluster.
+    assert!(s.restored.logins().iter().filter(|u| *u == PROD_USER).count() >= 2, "{:?}", s.restored.logins());
+
+    // The secret points at the restored cluster, with the password; the other key is kept.
     let secret = s.secret();
-    assert_eq!(secret["mongo_uri"], s.restored.uri(), "{secret}");
+    assert_eq!(secret["mongo_uri"], restored_uri(&s.restored), "{secret}");
     assert_eq!(secret["other"], "keep", "{secret}");
 
     // The app now reads the restored data.
@@ -313,7 +351,7 @@ fn mongo_pitr_with_switch_k8s_sets_mongo_uri_on_the_deployment_and_rolls_it() {
 
     // The deployment's env changed, the rest of it did not, and it rolled.
     let env = s.kube.env(NS, DEPLOYMENT, DEPLOYMENT);
-    assert_eq!(env.get("MONGO_URI"), Some(&s.restored.uri()), "{env:?}");
+    assert_eq!(env.get("MONGO_URI"), Some(&restored_uri(&s.restored)), "{env:?}");
     assert_eq!(env.get("PORT").map(String::as_str), Some("8080"), "{env:?}");
     assert!(s.kube.generation(NS, DEPLOYMENT) > generation, "no new generation");
     assert!(s.kube.rolled_out(NS, DEPLOYMENT), "the rollout did not finish");
@@ -327,6 +365,43 @@ fn mongo_pitr_with_switch_k8s_sets_mongo_uri_on_the_deployment_and_rolls_it() {
     assert_eq!(s.atlas.restore_jobs_created(), 1);
     assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
     s.assert_no_leaks(&run);
+}
+
+#[test]
+fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anything_happens() {
+    let s = setup(Switch::Secret, |_| {});
+    let (health, webhook) = (s.api.url("/health"), s.hook.url("/hooks/oncall"));
+    let out = s.cluster.cli(
+        OPERATOR,
+        &[
+            "run",
+            "mongo-pitr",
+            "-p",
+            &format!("project_id={PROJECT}"),
+            "-p",
+            &format!("cluster={SOURCE}"),
+            "-p",
+            "db_credentials=reportsdb",
+            "-p",
+            &format!("health_url={health}"),
+            "-p",
+            &format!("webhook={webhook}"),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "the run started: {stdout}");
+    assert!(
+        stderr.contains("names credentials the coordinator does not hold")
+            && stderr.contains("\"reportsdb\" (step connection-string): add a [credentials.reportsdb] section"),
+        "{stderr}"
+    );
+    // Nothing happened: no run, no cluster, no restore.
+    let runs = s.cluster.cli(OPERATOR, &["runs", "--json"]);
+    assert!(runs.status.success(), "{:?}", text(&runs));
+    let listed: J = serde_json::from_slice(&runs.stdout).expect("runs JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters")), 0);
+    assert_eq!(s.atlas.restore_jobs_created(), 0);
 }
 
 #[test]
@@ -384,7 +459,7 @@ fn atlas_restart_mid_restore_does_not_start_a_second_restore() {
     assert_eq!(s.atlas.restore_jobs_created(), 1);
     assert_eq!(s.atlas.restore_jobs(SOURCE).len(), 1);
     assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters/{SOURCE}/backup/restoreJobs")), 1);
-    assert_eq!(s.secret()["mongo_uri"], s.restored.uri());
+    assert_eq!(s.secret()["mongo_uri"], restored_uri(&s.restored));
     assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.restored).as_str()));
     assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
     s.assert_no_leaks(&run);
@@ -411,7 +486,6 @@ fn mongo_region_restores_the_latest_snapshot_and_deletes_the_old_cluster_later()
             ("project_id", PROJECT),
             ("cluster", SOURCE),
             ("dr_region", DR_REGION),
-            ("db_credentials", ""),
             ("namespace", NS),
             ("deployment", DEPLOYMENT),
             ("health_url", &health),
@@ -441,7 +515,7 @@ fn mongo_region_restores_the_latest_snapshot_and_deletes_the_old_cluster_later()
     assert_eq!(job["targetClusterName"], target.as_str(), "{job}");
 
     // The app switched to the new cluster.
-    assert_eq!(s.secret()["mongo_uri"], s.restored.uri());
+    assert_eq!(s.secret()["mongo_uri"], restored_uri(&s.restored));
     assert_eq!(s.secret()["other"], "keep");
     let (status, h) = s.api.health();
     assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.restored).as_str())), "{h}");
@@ -500,7 +574,7 @@ fn mongo_index_rebuilds_the_index() {
     assert!(!message_index_fields(&s.prod).contains(&wanted), "{:?}", message_index_fields(&s.prod));
 
     let run =
-        s.cluster.start_run("mongo-index", &[("project_id", PROJECT), ("cluster", SOURCE), ("db_credentials", "")]);
+        s.cluster.start_run("mongo-index", &[("project_id", PROJECT), ("cluster", SOURCE)]);
     // nx-27017 lists the rebuilt index as `idx_messages_roomId_createdAt
     // {roomId: 1, createdAt: 1}` whatever name and directions it was created
     // with, so the runbook's exact recheck cannot pass against it and the run
@@ -653,7 +727,6 @@ fn dr_region_snapshots_restores_in_the_dr_region_and_switches_the_app() {
             ("project_id", PROJECT),
             ("cluster", SOURCE),
             ("dr_region", DR_REGION),
-            ("db_credentials", ""),
             ("switch", "k8s"),
             ("namespace", NS),
             ("deployment", DEPLOYMENT),
@@ -688,7 +761,7 @@ fn dr_region_snapshots_restores_in_the_dr_region_and_switches_the_app() {
 
     // The app reads the DR cluster through MONGO_URI; the secret is untouched.
     let env = s.kube.env(NS, DEPLOYMENT, DEPLOYMENT);
-    assert_eq!(env.get("MONGO_URI"), Some(&s.restored.uri()), "{env:?}");
+    assert_eq!(env.get("MONGO_URI"), Some(&restored_uri(&s.restored)), "{env:?}");
     assert_eq!(s.secret()["mongo_uri"], prod_uri(&s.prod));
     let (status, h) = s.api.health();
     assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.restored).as_str())), "{h}");
