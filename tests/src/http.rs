@@ -14,6 +14,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub key: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
     pub body: String,
 }
 
@@ -88,6 +90,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let path = parts.next().unwrap_or_default().to_string();
         let mut len = 0usize;
         let mut key = None;
+        let mut authorization = None;
         loop {
             let mut h = String::new();
             reader.read_line(&mut h)?;
@@ -99,6 +102,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 match k.trim().to_ascii_lowercase().as_str() {
                     "content-length" => len = v.trim().parse().unwrap_or(0),
                     "idempotency-key" => key = Some(v.trim().to_string()),
+                    "authorization" => authorization = Some(v.trim().to_string()),
                     _ => {}
                 }
             }
@@ -111,6 +115,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 method,
                 path: path.clone(),
                 key: key.clone(),
+                authorization,
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
             if let Some(k) = &key {

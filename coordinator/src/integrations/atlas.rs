@@ -1734,8 +1734,6 @@ fn reqwest_reason(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

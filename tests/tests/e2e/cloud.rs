@@ -573,8 +573,7 @@ fn mongo_index_rebuilds_the_index() {
     );
     assert!(!message_index_fields(&s.prod).contains(&wanted), "{:?}", message_index_fields(&s.prod));
 
-    let run =
-        s.cluster.start_run("mongo-index", &[("project_id", PROJECT), ("cluster", SOURCE)]);
+    let run = s.cluster.start_run("mongo-index", &[("project_id", PROJECT), ("cluster", SOURCE)]);
     // nx-27017 lists the rebuilt index as `idx_messages_roomId_createdAt
     // {roomId: 1, createdAt: 1}` whatever name and directions it was created
     // with, so the runbook's exact recheck cannot pass against it and the run

@@ -37,12 +37,20 @@ fn malformed_coordinator_config_names_file_field_and_position() {
             "certificate is for agent \"cache-1\", but this program needs a coordinator certificate",
         ),
         (good.replace("coordinator.crt", "nope.crt"), "nope.crt"),
+        (format!("{good}\n[credentials.db]\nuser = \"u\"\n"), "missing field `password_file`"),
+        (
+            format!("{good}\n[credentials.db]\npassword_file = \"absent\"\n"),
+            "credentials.db: cannot read password_file",
+        ),
+        (format!("{good}\n[credentials.db]\npassword_file = \"short\"\n"), "credentials.db: the password in"),
     ];
+    fs::write(dir.path().join("short"), "abc\n").unwrap();
     for (text, expect) in table {
         fs::write(&cfg, &text).unwrap();
         let (code, stderr) = run("ripcord-coordinator", &cfg);
         assert_ne!(code, Some(0), "must fail: {text}");
         assert!(stderr.contains(expect), "expected {expect:?} in {stderr:?}");
+        assert!(!stderr.contains("abc"), "a password is shown: {stderr:?}");
     }
     let (code, stderr) = run("ripcord-coordinator", &dir.path().join("missing.toml"));
     assert_eq!(code, Some(2));

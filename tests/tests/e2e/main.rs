@@ -7,6 +7,7 @@ mod cloud;
 mod compose;
 mod config;
 mod crash;
+mod credentials;
 mod fleet;
 mod redis;
 mod runs;

@@ -1,0 +1,115 @@
+//! Credentials the coordinator holds (`[credentials.NAME]`): a runbook names
+//! them, the integration that uses one gets the value, and everything else —
+//! outputs, errors, messages to people, the run's view, the logs, the sled
+//! files — only ever holds the token `{{ credentials.NAME.FIELD }}`.
+
+use ripcord_tests::http::TestServer;
+use ripcord_tests::{Cluster, CoordinatorExtras, OPERATOR, step, step_states, text};
+use std::fs;
+
+const USER: &str = "probe-user";
+const PASSWORD: &str = "Pr0be-pa55word-never-shown";
+const TOKEN: &str = "{{ credentials.probe.password }}";
+
+fn cluster_with_probe_credentials() -> Cluster {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("probe-password");
+    fs::write(&file, format!("{PASSWORD}\n")).expect("password file");
+    let extras = CoordinatorExtras {
+        toml: format!("\n[credentials.probe]\nuser = \"{USER}\"\npassword_file = \"{}\"\n", file.display()),
+        env: vec![],
+    };
+    let cluster = Cluster::start_with(&[], extras);
+    // The coordinator read the file at start; it may go.
+    drop(dir);
+    cluster
+}
+
+#[test]
+fn a_probe_gets_the_password_and_the_run_only_ever_holds_its_token() {
+    let server = TestServer::start();
+    // The login answer and the failing probe's error echo the password back.
+    server.answer("/login", 200, &format!("{{\"ok\":true,\"session\":\"for {PASSWORD}\"}}"));
+    server.answer("/echo", 500, &format!("{{\"error\":\"bad password {PASSWORD}\"}}"));
+    let cluster = cluster_with_probe_credentials();
+    let file = cluster.path().join("probe.yaml");
+    fs::write(
+        &file,
+        format!(
+            r#"id: probe
+title: a login probe with the coordinator's credentials
+steps:
+  - id: login
+    action: http.check
+    with:
+      url: "{login}"
+      method: POST
+      headers: {{ Authorization: "Bearer {{{{ credentials.probe.password }}}}" }}
+      body: {{ user: "{{{{ credentials.probe.user }}}}", password: "{{{{ credentials.probe.password }}}}" }}
+      expect_json: {{ ok: true }}
+  - id: echo
+    needs: [login]
+    action: http.check
+    with:
+      url: "{echo}"
+      method: POST
+      body: {{ password: "{{{{ credentials.probe.password }}}}" }}
+      expect_status: 200
+    on_failure: continue
+  - id: tell
+    needs: [login]
+    action: notify
+    with:
+      webhook: "{hook}"
+      text: "logged in: {{{{ steps.login.body }}}}"
+"#,
+            login = server.url("/login"),
+            echo = server.url("/echo"),
+            hook = server.url("/hook"),
+        ),
+    )
+    .expect("runbook");
+    let run = cluster.start_run(file.to_str().expect("utf-8 path"), &[]);
+    let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
+    assert_eq!(step(&v, "login")["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(step(&v, "tell")["status"], "succeeded", "{}", step_states(&v));
+
+    // The service that needs the credential got the real one.
+    let requests = server.requests();
+    let login = requests.iter().find(|r| r.path == "/login").expect("login request");
+    assert_eq!(login.authorization.as_deref(), Some(format!("Bearer {PASSWORD}").as_str()));
+    let body: serde_json::Value = serde_json::from_str(&login.body).expect("login body");
+    assert_eq!(body, serde_json::json!({"user": USER, "password": PASSWORD}));
+    let echo = requests.iter().find(|r| r.path == "/echo").expect("echo request");
+    assert!(echo.body.contains(PASSWORD), "{}", echo.body);
+
+    // What came back holds the token: the output, the error…
+    assert_eq!(step(&v, "login")["outputs"]["body"]["session"], format!("for {TOKEN}"));
+    let error = step(&v, "echo")["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("bad password {TOKEN}")), "{error}");
+    // …and a message to people is sent the token, never the value.
+    let hook = requests.iter().find(|r| r.path == "/hook").expect("webhook request");
+    assert!(hook.body.contains("credentials.probe.password") && !hook.body.contains(PASSWORD), "{}", hook.body);
+
+    // Nowhere in what the coordinator shows, logs or stores.
+    let shown = [
+        text(&cluster.cli(OPERATOR, &["show", &run])).0,
+        text(&cluster.cli(OPERATOR, &["show", &run, "--json"])).0,
+        cluster.coordinator.log_text(),
+    ];
+    for (i, t) in shown.iter().enumerate() {
+        assert!(t.contains(&run[..8]) || i == 2, "show printed nothing useful: {t}");
+        assert!(!t.contains(PASSWORD), "the password leaked into output {i}:\n{t}");
+    }
+    let mut dirs = vec![cluster.path().join("data")];
+    let mut saw_run = false;
+    while let Some(p) = dirs.pop() {
+        if p.is_dir() {
+            dirs.extend(fs::read_dir(&p).expect("data dir").filter_map(|e| e.ok().map(|e| e.path())));
+        } else if let Ok(bytes) = fs::read(&p) {
+            saw_run |= bytes.windows(run.len()).any(|w| w == run.as_bytes());
+            assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "stored in {}", p.display());
+        }
+    }
+    assert!(saw_run, "the scan did not find the run in the sled files");
+}
