@@ -348,40 +348,91 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
             };
             let params_ok = ripcord_engine::run::start(&rb, new, now_ms());
             let plan = ripcord_engine::plan::plan(&rb);
-            let fleet = if offline { None } else { fleet_for_plan(conn, &rb) };
-            let agents = |id: &str| -> Option<String> {
-                let step = rb.step(id)?;
-                step.target.as_ref()?;
-                let fleet = fleet.as_ref()?;
-                let (matching, note) = fleet.get(id)?;
-                Some(format!(
-                    "agents: {}{note}",
-                    if matching.is_empty() { "none".to_string() } else { matching.join(", ") }
-                ))
+            let coord = if offline { None } else { coordinator_for_plan(conn, &rb) };
+            // Credentials each step names, from the params a run would have.
+            let needed: Vec<(String, String)> = match &params_ok {
+                Ok(t) => ripcord_engine::run::credentials_needed(&rb, &t.state.params),
+                Err(_) => vec![],
             };
-            print!("{}", rbk::render_plan(&rb, &plan, &agents));
-            if fleet.is_none() && rb.steps.iter().any(|s| s.target.is_some()) {
-                println!(
-                    "(agents not checked: {})",
+            let notes = |id: &str| -> Option<String> {
+                let step = rb.step(id)?;
+                let coord = coord.as_ref()?;
+                let mut notes = Vec::new();
+                if step.target.is_some()
+                    && let Some((matching, note)) = coord.fleet.get(id)
+                {
+                    notes.push(format!(
+                        "agents: {}{note}",
+                        if matching.is_empty() { "none".to_string() } else { matching.join(", ") }
+                    ));
+                }
+                if step.target.is_none()
+                    && let Some(section) = integration_of(&step.action)
+                    && !coord.integrations.contains(section)
+                {
+                    notes.push(format!("NO [{section}] SECTION IN THE COORDINATOR CONFIG"));
+                }
+                for (name, _) in needed.iter().filter(|(_, s)| s == id) {
+                    let held = if coord.credentials.contains(name) { "held" } else { "NOT HELD BY THE COORDINATOR" };
+                    notes.push(format!("credentials {name}: {held}"));
+                }
+                if notes.is_empty() { None } else { Some(notes.join("; ")) }
+            };
+            print!("{}", rbk::render_plan(&rb, &plan, &notes));
+            match &coord {
+                None => println!(
+                    "(agents, integrations and credentials not checked: {})",
                     if offline { "--offline" } else { "coordinator not reachable or not configured" }
-                );
+                ),
+                Some(c) if !needed.is_empty() => println!(
+                    "credentials named: {}",
+                    needed
+                        .iter()
+                        .map(|(n, _)| if c.credentials.contains(n) { n.clone() } else { format!("{n} (NOT HELD)") })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(_) => {}
             }
+            let missing: Vec<&str> = match &coord {
+                Some(c) => needed.iter().map(|(n, _)| n.as_str()).filter(|n| !c.credentials.contains(*n)).collect(),
+                None => vec![],
+            };
             match params_ok {
-                Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => Err(usage(anyhow::anyhow!("a run with these params would be refused: {}", e.0))),
+                Ok(_) if !missing.is_empty() => Err(usage(anyhow::anyhow!(
+                    "a run with these params would be refused: the coordinator holds no credentials named {}",
+                    missing.join(", ")
+                ))),
+                Ok(_) => Ok(ExitCode::SUCCESS),
             }
         }
     }
 }
 
-/// For each agent step: the matching agents with their state, and a warning
-/// when none is connected or allows the action.
-fn fleet_for_plan(
-    conn: &ConnArgs,
-    rb: &ripcord_engine::runbook::Runbook,
-) -> Option<std::collections::BTreeMap<String, (Vec<String>, String)>> {
+/// The config section a coordinator-side action needs, if any.
+fn integration_of(action: &str) -> Option<&'static str> {
+    match action.split('.').next() {
+        Some("atlas") => Some("atlas"),
+        Some("k8s") => Some("kube"),
+        Some("aws") => Some("aws"),
+        _ => None,
+    }
+}
+
+/// What a plan learns from the coordinator.
+struct PlanContext {
+    /// For each agent step: the matching agents with their state, and a
+    /// warning when none is connected or allows the action.
+    fleet: std::collections::BTreeMap<String, (Vec<String>, String)>,
+    credentials: std::collections::BTreeSet<String>,
+    integrations: std::collections::BTreeSet<String>,
+}
+
+fn coordinator_for_plan(conn: &ConnArgs, rb: &ripcord_engine::runbook::Runbook) -> Option<PlanContext> {
     let result = remote(conn, |s| async move {
         let mut c = client::connect(&s).await?;
+        let health = c.health(HealthRequest {}).await.map_err(|e| client::explain(&e))?.into_inner();
         let agents =
             c.list_agents(ListAgentsRequest { selector: String::new() }).await.map_err(|e| client::explain(&e))?;
         let agents = agents.into_inner().agents;
@@ -413,7 +464,11 @@ fn fleet_for_plan(
             };
             out.insert(step.id.clone(), (names, note));
         }
-        Ok(out)
+        Ok(PlanContext {
+            fleet: out,
+            credentials: health.credentials.into_iter().collect(),
+            integrations: health.integrations.into_iter().collect(),
+        })
     });
     result.ok()
 }
@@ -572,6 +627,9 @@ async fn status(s: settings::Settings) -> Result<ExitCode, Failure> {
     println!("coordinator {} at {}", h.coordinator_version, s.coordinator);
     println!("you are {} ({})", h.caller_identity, h.caller_role);
     println!("{} agents connected", h.connected_agents);
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    println!("integrations: {}", list(&h.integrations));
+    println!("credentials: {}", list(&h.credentials));
     Ok(ExitCode::SUCCESS)
 }
 

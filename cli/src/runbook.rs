@@ -41,7 +41,7 @@ fn budget(rb: &Runbook, id: &str) -> String {
 }
 
 /// The plan as text: layers of parallel steps, budgets, critical path.
-pub fn render_plan(rb: &Runbook, plan: &Plan, agents: &dyn Fn(&str) -> Option<String>) -> String {
+pub fn render_plan(rb: &Runbook, plan: &Plan, notes_of: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}", rb.id, rb.title);
     let mut rows = Vec::new();
@@ -58,7 +58,7 @@ pub fn render_plan(rb: &Runbook, plan: &Plan, agents: &dyn Fn(&str) -> Option<St
             if step.when.is_some() {
                 notes.push("conditional".to_string());
             }
-            if let Some(a) = agents(id) {
+            if let Some(a) = notes_of(id) {
                 notes.push(a);
             }
             let needs: Vec<&str> = step.needs.iter().map(|(n, _)| n.as_str()).collect();

@@ -66,12 +66,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
     let secrets = integrations::secrets::Secrets::new(&config.aws).await;
+    let credential_names: Vec<String> = credentials.names().map(str::to_string).collect();
+    // AWS has no section of its own to require: its chain may find credentials anywhere.
+    let mut configured = vec!["aws".to_string()];
     let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets).with_credentials(credentials);
     if let Some(atlas) = &config.atlas {
         actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
+        configured.push("atlas".into());
     }
     if let Some(kube) = &config.kube {
         actions = actions.with_kube(integrations::kube::Kube::new(kube).await?);
+        configured.push("kube".into());
     }
     let performer = Arc::new(actions);
     let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(fleet::now_ms));
@@ -79,7 +84,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let service = grpc::service::Service::new(
         Arc::clone(&fleet),
         runs,
-        grpc::service::Settings { heartbeat_interval: config.heartbeat_interval, ping_timeout: config.ping_timeout },
+        grpc::service::Settings {
+            heartbeat_interval: config.heartbeat_interval,
+            ping_timeout: config.ping_timeout,
+            credentials: credential_names,
+            integrations: configured,
+        },
     );
     let incoming = grpc::tls::incoming(listener, Arc::clone(&tls.config), config.handshake_timeout);
 

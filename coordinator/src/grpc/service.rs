@@ -28,6 +28,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Settings {
     pub heartbeat_interval: Duration,
     pub ping_timeout: Duration,
+    /// Names of the credentials held (for Health; never the values).
+    pub credentials: Vec<String>,
+    /// The cloud integrations configured.
+    pub integrations: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -185,6 +189,8 @@ impl control_server::Control for Service {
             caller_identity: caller.name,
             caller_role: caller.role.to_string(),
             connected_agents: u32::try_from(self.fleet.connected_count()).unwrap_or(u32::MAX),
+            credentials: self.settings.credentials.clone(),
+            integrations: self.settings.integrations.clone(),
         }))
     }
 

@@ -402,6 +402,39 @@ fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anyt
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
     assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters")), 0);
     assert_eq!(s.atlas.restore_jobs_created(), 0);
+
+    // status and plan say so beforehand.
+    let (status, _) = text(&s.cluster.cli(OPERATOR, &["status"]));
+    assert!(status.contains("integrations: aws, atlas, kube") && status.contains("credentials: chatdb"), "{status}");
+    let plan = |creds: &str| {
+        s.cluster.cli(
+            OPERATOR,
+            &[
+                "runbook",
+                "plan",
+                "mongo-pitr",
+                "-p",
+                &format!("project_id={PROJECT}"),
+                "-p",
+                &format!("cluster={SOURCE}"),
+                "-p",
+                &format!("db_credentials={creds}"),
+                "-p",
+                &format!("health_url={health}"),
+                "-p",
+                &format!("webhook={webhook}"),
+            ],
+        )
+    };
+    let out = plan("chatdb");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("credentials chatdb: held") && stdout.contains("credentials named: chatdb"), "{stdout}");
+    let out = plan("reportsdb");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("credentials reportsdb: NOT HELD BY THE COORDINATOR"), "{stdout}");
+    assert!(stderr.contains("would be refused: the coordinator holds no credentials named reportsdb"), "{stderr}");
 }
 
 #[test]
