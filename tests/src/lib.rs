@@ -255,6 +255,27 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// Panics if any of `secrets` is in a file of the coordinator's data
+    /// directory (sled). The run id `run` must be (it is stored in the
+    /// clear), which shows the scan reads what sled wrote.
+    pub fn assert_not_stored(&self, run: &str, secrets: &[&str]) {
+        let contains = |bytes: &[u8], s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        let data = self.path().join("data");
+        let mut files = vec![data.clone()];
+        let mut saw_run = false;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(fs::read_dir(&p).expect("data dir").filter_map(|e| e.ok().map(|e| e.path())));
+            } else if let Ok(bytes) = fs::read(&p) {
+                saw_run |= contains(&bytes, run);
+                for secret in secrets {
+                    assert!(!contains(&bytes, secret), "{secret} is stored in {}", p.display());
+                }
+            }
+        }
+        assert!(saw_run, "run {run} not found in the sled files under {}", data.display());
+    }
+
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }

@@ -243,22 +243,7 @@ impl Setup {
                 assert!(!text.contains(secret), "{secret} leaked into {what}");
             }
         }
-        let mut files = vec![self.cluster.path().join("data")];
-        // The run's id is stored in the clear: seeing it shows the scan
-        // reads what sled wrote.
-        let mut saw_run = false;
-        while let Some(p) = files.pop() {
-            if p.is_dir() {
-                files.extend(std::fs::read_dir(&p).expect("data dir").filter_map(|e| e.ok().map(|e| e.path())));
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                saw_run |= bytes.windows(run.len()).any(|w| w == run.as_bytes());
-                for secret in [CLIENT_SECRET, PROD_PASSWORD] {
-                    let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-                    assert!(!found, "{secret} is stored in {}", p.display());
-                }
-            }
-        }
-        assert!(saw_run, "run {run} not found in the sled files under {}", self.cluster.path().join("data").display());
+        self.cluster.assert_not_stored(run, &[CLIENT_SECRET, PROD_PASSWORD]);
     }
 }
 
@@ -370,24 +355,24 @@ fn mongo_pitr_with_switch_k8s_sets_mongo_uri_on_the_deployment_and_rolls_it() {
 #[test]
 fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anything_happens() {
     let s = setup(Switch::Secret, |_| {});
+    // `ripcord COMMAND… mongo-pitr -p …` naming the credentials `creds`.
     let (health, webhook) = (s.api.url("/health"), s.hook.url("/hooks/oncall"));
-    let out = s.cluster.cli(
-        OPERATOR,
-        &[
-            "run",
-            "mongo-pitr",
-            "-p",
-            &format!("project_id={PROJECT}"),
-            "-p",
-            &format!("cluster={SOURCE}"),
-            "-p",
-            "db_credentials=reportsdb",
-            "-p",
-            &format!("health_url={health}"),
-            "-p",
-            &format!("webhook={webhook}"),
-        ],
-    );
+    let pitr = |command: &[&str], creds: &str| {
+        let params = [
+            format!("project_id={PROJECT}"),
+            format!("cluster={SOURCE}"),
+            format!("db_credentials={creds}"),
+            format!("health_url={health}"),
+            format!("webhook={webhook}"),
+        ];
+        let mut args: Vec<&str> = command.to_vec();
+        args.push("mongo-pitr");
+        for p in &params {
+            args.extend(["-p", p.as_str()]);
+        }
+        s.cluster.cli(OPERATOR, &args)
+    };
+    let out = pitr(&["run"], "reportsdb");
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "the run started: {stdout}");
     assert!(
@@ -406,26 +391,7 @@ fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anyt
     // status and plan say so beforehand.
     let (status, _) = text(&s.cluster.cli(OPERATOR, &["status"]));
     assert!(status.contains("integrations: aws, atlas, kube") && status.contains("credentials: chatdb"), "{status}");
-    let plan = |creds: &str| {
-        s.cluster.cli(
-            OPERATOR,
-            &[
-                "runbook",
-                "plan",
-                "mongo-pitr",
-                "-p",
-                &format!("project_id={PROJECT}"),
-                "-p",
-                &format!("cluster={SOURCE}"),
-                "-p",
-                &format!("db_credentials={creds}"),
-                "-p",
-                &format!("health_url={health}"),
-                "-p",
-                &format!("webhook={webhook}"),
-            ],
-        )
-    };
+    let plan = |creds: &str| pitr(&["runbook", "plan"], creds);
     let out = plan("chatdb");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");

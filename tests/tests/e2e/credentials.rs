@@ -101,15 +101,5 @@ steps:
         assert!(t.contains(&run[..8]) || i == 2, "show printed nothing useful: {t}");
         assert!(!t.contains(PASSWORD), "the password leaked into output {i}:\n{t}");
     }
-    let mut dirs = vec![cluster.path().join("data")];
-    let mut saw_run = false;
-    while let Some(p) = dirs.pop() {
-        if p.is_dir() {
-            dirs.extend(fs::read_dir(&p).expect("data dir").filter_map(|e| e.ok().map(|e| e.path())));
-        } else if let Ok(bytes) = fs::read(&p) {
-            saw_run |= bytes.windows(run.len()).any(|w| w == run.as_bytes());
-            assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "stored in {}", p.display());
-        }
-    }
-    assert!(saw_run, "the scan did not find the run in the sled files");
+    cluster.assert_not_stored(&run, &[PASSWORD]);
 }
