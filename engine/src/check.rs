@@ -305,6 +305,14 @@ mod tests {
                 "6:5: step \"a\": action redis.ping runs on an agent and needs a target",
             ),
             (
+                "  - id: a\n    action: redis.ping\n    target: { role: redis }\n    with: { instance: cache }\n",
+                "8:13: a target is a label selector (\"role=redis,env=prod\") or { selector: \"…\", all: true }",
+            ),
+            (
+                "  - id: a\n    action: noop\n    on_failure: 3\n",
+                "8:17: on_failure is stop, continue, or a list of handler steps",
+            ),
+            (
                 "  - id: a\n    action: noop\n    on_failure: [cleanup]\n",
                 "8:17: on_failure runs \"cleanup\": no such step",
             ),

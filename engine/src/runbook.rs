@@ -195,7 +195,10 @@ struct RawStep {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a target is a label selector (\"role=redis,env=prod\") or { selector: \"…\", all: true }"
+)]
 enum RawTarget {
     Selector(String),
     Full(RawTargetFull),
@@ -218,7 +221,7 @@ struct RawRetry {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "on_failure is stop, continue, or a list of handler steps ([notify-oncall])")]
 enum RawOnFailure {
     Word(String),
     Steps(Vec<String>),
