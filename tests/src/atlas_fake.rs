@@ -22,7 +22,7 @@
 use ripcord_coordinator::integrations::atlas::md5_hex;
 use serde_json::{Value as J, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -236,13 +236,8 @@ impl FakeAtlas {
         st.seed();
         let state = Arc::new(Mutex::new(st));
         let s = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let s = Arc::clone(&s);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &s);
-                });
-            }
+        crate::http::serve_connections(listener, move |stream| {
+            let _ = serve(stream, &s);
         });
         Self { addr, state }
     }
@@ -1001,48 +996,19 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn query_map(q: &str) -> BTreeMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').map_or((p.to_string(), String::new()), |(k, v)| (k.into(), v.into())))
-        .collect()
-}
-
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let len = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0usize);
-        let mut body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
-        let (path, query) =
-            target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.into(), q.into()));
-        let req = Req { method, target: target.clone(), path, query: query_map(&query), headers, body };
+    while let Some(r) = crate::http::read_request(&mut reader)? {
+        let query = r.raw_query.clone();
+        let req = Req {
+            query: r.query(),
+            method: r.method,
+            target: r.target,
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        };
         let resp = {
             let mut st = state.lock().unwrap();
             let resp = st.handle(&req);
@@ -1078,4 +1044,5 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         stream.write_all(text.as_bytes())?;
         stream.flush()?;
     }
+    Ok(())
 }

@@ -20,7 +20,7 @@
 use crate::kube_fake::FakeKube;
 use mongodb::bson::{Document, doc};
 use serde_json::{Value as J, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,13 +85,8 @@ impl ChatApi {
         let served = Arc::new(Mutex::new(Vec::new()));
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let shared = Arc::new(Shared { source, rt, served: Arc::clone(&served) });
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let s = Arc::clone(&shared);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &s);
-                });
-            }
+        crate::http::serve_connections(listener, move |stream| {
+            let _ = serve(stream, &shared);
         });
         Self { addr, served }
     }
@@ -133,38 +128,11 @@ impl ChatApi {
 fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut len = 0usize;
-        let mut close = false;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => len = v.trim().parse().unwrap_or(0),
-                    "connection" => close = v.trim().eq_ignore_ascii_case("close"),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let (status, reply, db) = shared.rt.block_on(answer(&shared.source, &method, path, query, &body));
-        shared.served.lock().unwrap().push(Served { method, path: path.to_string(), status, db });
+    while let Some(req) = crate::http::read_request(&mut reader)? {
+        let (method, path, query, body) = (&req.method, req.path.as_str(), req.raw_query.as_str(), &req.body);
+        let close = req.closes();
+        let (status, reply, db) = shared.rt.block_on(answer(&shared.source, method, path, query, body));
+        shared.served.lock().unwrap().push(Served { method: method.clone(), path: path.to_string(), status, db });
         let text = reply.to_string();
         let reason = if status < 400 { "OK" } else { "Error" };
         write!(
@@ -177,6 +145,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Connects to `uri`; returns the client and host:port.

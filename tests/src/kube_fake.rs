@@ -30,10 +30,11 @@
 //! server on std threads (keep-alive, chunked watch streams), like
 //! [`crate::http`].
 
+use crate::http::percent_decode;
 use ripcord_coordinator::integrations::atlas::base64_encode;
 use serde_json::{Map, Value as J, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -825,61 +826,14 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 fn read_request<S: Read>(reader: &mut BufReader<S>) -> std::io::Result<Option<Req>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-            if n == 0 {
-                let mut end = String::new();
-                reader.read_line(&mut end)?;
-                break;
-            }
-            let mut chunk = vec![0u8; n + 2];
-            reader.read_exact(&mut chunk)?;
-            chunk.truncate(n);
-            body.extend(chunk);
-        }
-    } else if let Some(len) = get("content-length").and_then(|l| l.parse::<usize>().ok()) {
-        body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
-    }
-    let (path, raw_query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.clone(), String::new()),
-    };
-    let query = raw_query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
-    Ok(Some(Req { method, path: percent_decode(&path), raw_query, query, headers, body }))
+    Ok(crate::http::read_request(reader)?.map(|r| Req {
+        query: r.query(),
+        path: percent_decode(&r.path),
+        method: r.method,
+        raw_query: r.raw_query,
+        headers: r.headers,
+        body: r.body,
+    }))
 }
 
 /// A CA of its own and a server certificate for localhost and 127.0.0.1.
@@ -909,30 +863,6 @@ fn tls_config() -> (Option<String>, Option<Arc<rustls::ServerConfig>>) {
         .expect("server config");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     (Some(ca.cert_pem), Some(Arc::new(config)))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = if b[i] == b'%' && i + 2 < b.len() { std::str::from_utf8(&b[i + 1..i + 3]).ok() } else { None };
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn serve(
