@@ -16,9 +16,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One runbook per playbook scenario (`shared/playbook/SCENARIOS.md`).
-const BUILTIN: [&str; 8] =
-    ["mongo-pitr", "mongo-region", "mongo-index", "redis-aof", "redis-rdb", "redis-oom", "api-down", "dr-region"];
+/// One runbook per playbook scenario (`shared/playbook/SCENARIOS.md`), and
+/// the way back from a secret switch.
+const BUILTIN: [&str; 9] = [
+    "mongo-pitr",
+    "mongo-region",
+    "mongo-index",
+    "redis-aof",
+    "redis-rdb",
+    "redis-oom",
+    "api-down",
+    "dr-region",
+    "secret-rollback",
+];
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
@@ -251,6 +261,7 @@ fn every_branch_runs_to_the_end() {
         ("redis-oom", vec![("fix", s("delete_temp"))], &["raise-limit"]),
         ("api-down", vec![], &["logs-compose", "restart-compose"]),
         ("api-down", vec![("platform", s("compose"))], &["logs-k8s", "restart-k8s", "rollout-wait", "pods-ready"]),
+        ("secret-rollback", vec![("version_id", s("v-1"))], &[]),
     ];
     let mut covered = BTreeSet::new();
     for (id, params, skipped) in table {

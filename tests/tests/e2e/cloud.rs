@@ -320,6 +320,36 @@ fn mongo_pitr_switches_the_app_to_the_restored_cluster() {
 }
 
 #[test]
+fn secret_rollback_puts_the_app_back_on_the_version_the_switch_replaced() {
+    let s = setup(Switch::Secret, |_| {});
+    let before = s.moto.secret_value(SECRET_ID);
+    let run = s.start(Switch::Secret);
+    s.confirm_checklist(&run, "validate");
+    let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.restored).as_str()));
+    let previous = step(&v, "switch-secret")["outputs"]["previous_version_id"].as_str().unwrap_or_default().to_string();
+    assert!(!previous.is_empty(), "{}", step(&v, "switch-secret"));
+
+    let health = s.api.url("/health");
+    let back = s.cluster.start_run(
+        "secret-rollback",
+        &[("version_id", &previous), ("namespace", NS), ("deployment", DEPLOYMENT), ("health_url", &health)],
+    );
+    let v = s.wait(&back, "finished", 60, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    // The secret holds what it held before the switch, as a new version.
+    assert_eq!(s.moto.secret_value(SECRET_ID), before);
+    let replaced =
+        step(&v, "restore-secret")["outputs"]["replaced_version_id"].as_str().unwrap_or_default().to_string();
+    assert!(s.moto.versions(SECRET_ID).contains_key(&replaced), "the switched version is kept in the history");
+    // The app reads prod again.
+    let (status, h) = s.api.health();
+    assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.prod).as_str())), "{h}");
+    s.assert_no_leaks(&back);
+}
+
+#[test]
 fn mongo_pitr_with_switch_k8s_sets_mongo_uri_on_the_deployment_and_rolls_it() {
     let s = setup(Switch::K8s, |_| {});
     let (status, h) = s.api.health();
