@@ -204,14 +204,16 @@ impl Driver {
                     }
                 }
             }
-            Msg::Operate { run_id, input, by, reply } => match self.operate(&run_id, &input, &by, batch) {
-                Ok(()) => batch.replies.push(Box::new(move |ok| {
-                    let _ = reply.send(if ok { Ok(()) } else { Err(Error::Stopped) });
-                })),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            Msg::Operate { run_id, input, by, reply } => {
+                match self.operate(&run_id, &self.conceal(input), &by, batch) {
+                    Ok(()) => batch.replies.push(Box::new(move |ok| {
+                        let _ = reply.send(if ok { Ok(()) } else { Err(Error::Stopped) });
+                    })),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            },
+            }
             Msg::Done { effect, run_id, input } => {
                 if let Err(e) = self.done(&effect, &run_id, &input, batch) {
                     warn!(run = %run_id, effect = %effect, error = %e, "cannot apply effect outcome");
@@ -254,6 +256,18 @@ impl Driver {
         self.live.insert(id.clone(), Live { rb: Arc::new(rb), record });
         self.stage(&id, t, Some(&req.by), None, batch);
         Ok(id)
+    }
+
+    /// What an operator typed, with any credential value the coordinator
+    /// holds replaced by its token before it is stored.
+    fn conceal(&self, input: Input) -> Input {
+        let p = &self.performer;
+        match input {
+            Input::Approve { step, by, note } => Input::Approve { step, by, note: p.conceal(&note) },
+            Input::Confirm { step, item, by, note } => Input::Confirm { step, item, by, note: p.conceal(&note) },
+            Input::Abort { by, reason } => Input::Abort { by, reason: p.conceal(&reason) },
+            other => other,
+        }
     }
 
     fn load(&mut self, run_id: &str) -> Result<&mut Live, Error> {

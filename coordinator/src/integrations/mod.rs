@@ -54,6 +54,12 @@ pub trait Performer: Send + Sync {
     fn has_credential(&self, _name: &str) -> bool {
         false
     }
+
+    /// `text` with every credential value held here replaced by its token
+    /// (for what operators type: approval notes, abort reasons).
+    fn conceal(&self, text: &str) -> String {
+        text.to_string()
+    }
 }
 
 /// The real performer.
@@ -130,6 +136,10 @@ impl Performer for Actions {
 
     fn has_credential(&self, name: &str) -> bool {
         self.credentials.contains(name)
+    }
+
+    fn conceal(&self, text: &str) -> String {
+        self.credentials.conceal_str(text)
     }
 }
 

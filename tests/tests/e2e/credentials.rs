@@ -56,8 +56,12 @@ steps:
       body: {{ password: "{{{{ credentials.probe.password }}}}" }}
       expect_status: 200
     on_failure: continue
-  - id: tell
+  - id: gate
     needs: [login]
+    action: approve
+    with: {{ message: "carry on?" }}
+  - id: tell
+    needs: [gate]
     action: notify
     with:
       webhook: "{hook}"
@@ -70,7 +74,13 @@ steps:
     )
     .expect("runbook");
     let run = cluster.start_run(file.to_str().expect("utf-8 path"), &[]);
+    cluster.wait_run(&run, "the gate", |v| v["status"] != "running" || step(v, "gate")["status"] == "waiting");
+    // An operator pastes the password into a note: it is stored as the token.
+    let note = format!("checked with {PASSWORD}");
+    let out = cluster.cli(OPERATOR, &["approve", &run, "gate", "--note", &note]);
+    assert!(out.status.success(), "{:?}", text(&out));
     let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
+    assert_eq!(step(&v, "gate")["approval"]["note"], format!("checked with {TOKEN}"));
     assert_eq!(step(&v, "login")["status"], "succeeded", "{}", step_states(&v));
     assert_eq!(step(&v, "tell")["status"], "succeeded", "{}", step_states(&v));
 
