@@ -86,9 +86,10 @@ impl Actions {
         }
     }
 
-    /// The credentials runbooks may name. Call before [`Actions::with_atlas`],
-    /// which hands them to `atlas.connection_string`.
+    /// The credentials runbooks may name (also handed to
+    /// `atlas.connection_string`).
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.atlas = self.atlas.map(|a| a.with_credentials(credentials.clone()));
         self.credentials = credentials;
         self
     }
