@@ -245,6 +245,23 @@ fn defuse(s: &str) -> String {
     out
 }
 
+/// Names of the credentials whose tokens stand in `v`, sorted, once each.
+pub fn referenced(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Str(s) => out.extend(template::credential_tokens(s).into_iter().map(|(_, n, _)| n)),
+            Value::List(l) => l.iter().for_each(|x| walk(x, out)),
+            Value::Map(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// RFC 3986 percent-encoding of everything but the unreserved characters:
 /// safe in a URI's user info.
 pub fn percent_encode(s: &str) -> String {
@@ -315,7 +332,10 @@ mod tests {
         // An integration answered with text that looks like a token: after
         // concealing it no longer is one.
         let out = c.conceal(Value::str("echo {{ credentials.chatdb.password }}"));
-        assert!(template::credential_tokens(&s(&out)).is_empty(), "{out:?}");
+        assert!(referenced(&out).is_empty(), "{out:?}");
+        let args =
+            Value::List(vec![Value::str("{{ credentials.b.user }}"), Value::str("{{ credentials.a.password }}")]);
+        assert_eq!(referenced(&args), ["a", "b"]);
         assert_eq!(s(&c.expand(&out).unwrap()), "echo { { credentials.chatdb.password }}");
     }
 

@@ -17,7 +17,7 @@ pub mod kube;
 pub mod mongo;
 pub mod secrets;
 
-use crate::credentials::Credentials;
+use crate::credentials::{self, Credentials};
 use crate::fleet::Fleet;
 use ripcord_engine::run::{Key, TargetSpec};
 use ripcord_engine::value::Value;
@@ -109,8 +109,22 @@ impl Actions {
 
 impl Performer for Actions {
     fn perform(&self, r: Request) -> BoxFuture<Outcome> {
+        // An agent step given an output that carries a credential (say a
+        // connection string) would get the token text and fail obscurely.
+        if r.target.is_some() {
+            let names = credentials::referenced(&r.args);
+            if !names.is_empty() {
+                let msg = format!(
+                    "{} runs on an agent, and its arguments carry credentials ({}); credentials are never sent to \
+                     agents: give this step arguments without them",
+                    r.action,
+                    names.join(", ")
+                );
+                return Box::pin(async move { Outcome::Failed(msg) });
+            }
+        }
         // Only the integrations that use a credential get its value; the
-        // rest (notify, agents, …) see the token, never the password.
+        // rest (notify, …) see the token, never the password.
         let uses = r.target.is_none() && ripcord_engine::catalogue::takes_credentials(&r.action);
         let args = if uses {
             match self.credentials.expand(&r.args) {

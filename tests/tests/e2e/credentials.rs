@@ -4,7 +4,7 @@
 //! files — only ever holds the token `{{ credentials.NAME.FIELD }}`.
 
 use ripcord_tests::http::TestServer;
-use ripcord_tests::{Cluster, CoordinatorExtras, OPERATOR, step, step_states, text};
+use ripcord_tests::{AgentSpec, Cluster, CoordinatorExtras, OPERATOR, step, step_states, text};
 use std::fs;
 
 const USER: &str = "probe-user";
@@ -19,7 +19,8 @@ fn cluster_with_probe_credentials() -> Cluster {
         toml: format!("\n[credentials.probe]\nuser = \"{USER}\"\npassword_file = \"{}\"\n", file.display()),
         env: vec![],
     };
-    let cluster = Cluster::start_with(&[], extras);
+    let agent = AgentSpec::new("app-1").label("role", "app").actions(&["http.check"]);
+    let cluster = Cluster::start_with(&[agent], extras);
     // The coordinator read the file at start; it may go.
     drop(dir);
     cluster
@@ -56,6 +57,14 @@ steps:
       body: {{ password: "{{{{ credentials.probe.password }}}}" }}
       expect_status: 200
     on_failure: continue
+  - id: from-the-host
+    needs: [login]
+    action: http.check
+    target: "role=app"
+    with:
+      url: "{login}"
+      headers: {{ X-Session: "{{{{ steps.login.body }}}}" }}
+    on_failure: continue
   - id: gate
     needs: [login]
     action: approve
@@ -75,6 +84,12 @@ steps:
     .expect("runbook");
     let run = cluster.start_run(file.to_str().expect("utf-8 path"), &[]);
     cluster.wait_run(&run, "the gate", |v| v["status"] != "running" || step(v, "gate")["status"] == "waiting");
+    // An agent step given an output with a token is refused, clearly, and
+    // nothing reached the host.
+    let v = cluster.wait_run(&run, "from-the-host", |v| step(v, "from-the-host")["status"] == "failed");
+    let error = step(&v, "from-the-host")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("http.check runs on an agent, and its arguments carry credentials (probe)"), "{error}");
+    assert_eq!(server.requests().iter().filter(|r| r.path == "/login").count(), 1, "the agent probed");
     // An operator pastes the password into a note: it is stored as the token.
     let note = format!("checked with {PASSWORD}");
     let out = cluster.cli(OPERATOR, &["approve", &run, "gate", "--note", &note]);
