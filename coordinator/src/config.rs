@@ -198,6 +198,12 @@ key = "certs/coordinator.key"
         assert_eq!(c.tls.cert, Path::new("/abs/coordinator.crt"));
         assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
         assert_eq!(c.ping_timeout, Duration::from_secs(5));
+        assert!(c.credentials.is_empty());
+
+        let with = format!("{GOOD}\n[credentials.chatdb]\nuser = \"chat-app\"\npassword_file = \"secrets/chatdb\"\n");
+        let c = Config::parse(&with, Path::new("/etc/ripcord/coordinator.toml")).unwrap();
+        assert_eq!(c.credentials["chatdb"].password_file, Path::new("/etc/ripcord/secrets/chatdb"));
+        assert_eq!(c.credentials["chatdb"].user.as_deref(), Some("chat-app"));
     }
 
     #[test]

@@ -83,7 +83,8 @@ fn suggest(name: &str, ids: &[&str]) -> String {
     catalogue::closest(name, ids.iter().copied()).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
 }
 
-fn collect_strings(n: &Node, out: &mut Vec<(String, Pos)>) {
+/// Every string in `n`, with its position.
+pub(crate) fn collect_strings(n: &Node, out: &mut Vec<(String, Pos)>) {
     match &n.kind {
         Kind::Str(s) => out.push((s.clone(), n.pos)),
         Kind::Seq(items) => items.iter().for_each(|i| collect_strings(i, out)),
@@ -154,13 +155,10 @@ fn check_template(
     }
 }
 
+/// The same rule `integrations::Actions` applies when it performs: an
+/// action that takes credentials, run by the coordinator (no target).
 fn takes_credentials(step: &Step) -> bool {
-    let coordinator = match catalogue::place(&step.action) {
-        Some(catalogue::Place::Coordinator) => true,
-        Some(catalogue::Place::Either) => step.target.is_none(),
-        _ => false,
-    };
-    coordinator && catalogue::takes_credentials(&step.action)
+    step.target.is_none() && catalogue::takes_credentials(&step.action)
 }
 
 /// Where a `{{ credentials.… }}` reference may stand.

@@ -396,14 +396,6 @@ pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec
             }
         }
     }
-    fn strings(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Str(s) => out.push(s.clone()),
-            Value::List(l) => l.iter().for_each(|x| strings(x, out)),
-            Value::Map(m) => m.values().for_each(|x| strings(x, out)),
-            _ => {}
-        }
-    }
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |name: String, step: &str| {
         if !name.is_empty() && !out.iter().any(|(n, _)| *n == name) {
@@ -411,10 +403,9 @@ pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec
         }
     };
     for step in &rb.steps {
-        let with = Value::from_node(&step.with);
         let mut texts = Vec::new();
-        strings(&with, &mut texts);
-        for t in &texts {
+        crate::check::collect_strings(&step.with, &mut texts);
+        for (t, _) in &texts {
             for (r, _) in template::refs(t) {
                 if let Ref::Credential { name, .. } = r {
                     add(name, &step.id);
@@ -422,7 +413,7 @@ pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec
             }
         }
         if step.action == "atlas.connection_string"
-            && let Some(Value::Str(arg)) = with.get("credentials")
+            && let Some(Value::Str(arg)) = Value::from_node(&step.with).get("credentials")
             && let Ok(Value::Str(name)) = template::render(arg, &Params(params))
         {
             add(name.trim().to_string(), &step.id);

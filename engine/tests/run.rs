@@ -410,3 +410,18 @@ mod property {
         }
     }
 }
+
+/// The credentials a run will name: references in any argument, and the
+/// `credentials` of `atlas.connection_string` where params decide it.
+#[test]
+fn credentials_needed_names_each_once_with_its_first_step() {
+    let text = rb(
+        "  - id: login\n    action: http.check\n    with: { url: u, headers: { A: \"{{ credentials.probe.password }}\" } }\n  - id: cs\n    action: atlas.connection_string\n    with: { project: p, cluster: c, credentials: \"{{ params.p }}\" }\n  - id: again\n    action: http.check\n    with: { url: \"https://{{ credentials.probe.user }}@h/\" }\n  - id: none\n    action: atlas.connection_string\n    with: { project: p, cluster: c, credentials: \"\" }\n",
+    );
+    let rb = check(&text).expect("runbook checks");
+    let params = BTreeMap::from([("p".to_string(), Value::str("chatdb"))]);
+    assert_eq!(
+        ripcord_engine::run::credentials_needed(&rb, &params),
+        vec![("probe".to_string(), "login".to_string()), ("chatdb".to_string(), "cs".to_string())]
+    );
+}
