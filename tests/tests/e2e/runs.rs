@@ -241,7 +241,7 @@ fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
     let log = dir.join("starts.log");
     // A service that ignores SIGTERM: stopping it takes the whole grace period.
     let allow = format!(
-        "\n[[allow.service]]\nname = \"slow\"\nbackend = \"exec\"\nargv = [\"sh\", \"-c\", \"trap '' TERM; echo started >> {log}; while true; do sleep 0.1; done\"]\npid_file = \"{pid}\"\nstop_grace = \"1500ms\"\n",
+        "\n[[allow.service]]\nname = \"slow\"\nbackend = \"exec\"\nargv = [\"sh\", \"-c\", \"trap '' TERM; echo started $$ >> {log}; while true; do sleep 0.1; done\"]\npid_file = \"{pid}\"\nstop_grace = \"1500ms\"\n",
         log = log.display(),
         pid = dir.join("slow.pid").display()
     );
@@ -267,7 +267,18 @@ fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
     cluster.restart_coordinator();
     let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
     assert_eq!(v["status"], "succeeded", "{}", ripcord_tests::step_states(&v));
-    let starts = fs::read_to_string(&log).unwrap().lines().count();
+    // The service writes its line a moment after the agent has answered, so
+    // wait for the line of the process that is running now (the pid file's),
+    // which comes after the line of every process started before it.
+    let pid = fs::read_to_string(dir.join("slow.pid")).unwrap();
+    let starts = ripcord_tests::eventually("the running service to write its line", || {
+        let lines = fs::read_to_string(&log).unwrap_or_default();
+        if lines.lines().any(|l| l == format!("started {}", pid.trim())) {
+            Ok(lines.lines().count())
+        } else {
+            Err(lines)
+        }
+    });
     assert_eq!(starts, 2, "started once by `start` and once by the single `restart`");
     let agent_log = cluster.agents[0].log_text();
     assert!(
