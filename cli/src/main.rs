@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ripcord_cli::runbook as rbk;
 use ripcord_cli::runview;
-use ripcord_cli::{client, output, settings};
+use ripcord_cli::{client, output, plan, settings};
 use ripcord_engine::{Role, Selector};
 use ripcord_pki::issue::{Request, Validity};
 use ripcord_proto::v1::{
@@ -354,50 +354,20 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
                 Ok(t) => ripcord_engine::run::credentials_needed(&rb, &t.state.params),
                 Err(_) => vec![],
             };
-            let notes = |id: &str| -> Option<String> {
-                let step = rb.step(id)?;
-                let coord = coord.as_ref()?;
-                let mut notes = Vec::new();
-                if step.target.is_some()
-                    && let Some((matching, note)) = coord.fleet.get(id)
-                {
-                    notes.push(format!(
-                        "agents: {}{note}",
-                        if matching.is_empty() { "none".to_string() } else { matching.join(", ") }
-                    ));
-                }
-                if step.target.is_none()
-                    && let Some(section) = integration_of(&step.action)
-                    && !coord.integrations.contains(section)
-                {
-                    notes.push(format!("NO [{section}] SECTION IN THE COORDINATOR CONFIG"));
-                }
-                for (name, _) in needed.iter().filter(|(_, s)| s == id) {
-                    let held = if coord.credentials.contains(name) { "held" } else { "NOT HELD BY THE COORDINATOR" };
-                    notes.push(format!("credentials {name}: {held}"));
-                }
-                if notes.is_empty() { None } else { Some(notes.join("; ")) }
-            };
+            let notes = |id: &str| coord.as_ref().and_then(|c| c.step_notes(&rb, &needed, id));
             print!("{}", rbk::render_plan(&rb, &plan, &notes));
             match &coord {
                 None => println!(
                     "(agents, integrations and credentials not checked: {})",
                     if offline { "--offline" } else { "coordinator not reachable or not configured" }
                 ),
-                Some(c) if !needed.is_empty() => println!(
-                    "credentials named: {}",
-                    needed
-                        .iter()
-                        .map(|(n, _)| if c.credentials.contains(n) { n.clone() } else { format!("{n} (NOT HELD)") })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(_) => {}
+                Some(c) => {
+                    if let Some(line) = c.credentials_line(&needed) {
+                        println!("{line}");
+                    }
+                }
             }
-            let missing: Vec<&str> = match &coord {
-                Some(c) => needed.iter().map(|(n, _)| n.as_str()).filter(|n| !c.credentials.contains(*n)).collect(),
-                None => vec![],
-            };
+            let missing = coord.as_ref().map(|c| c.missing(&needed)).unwrap_or_default();
             match params_ok {
                 Err(e) => Err(usage(anyhow::anyhow!("a run with these params would be refused: {}", e.0))),
                 Ok(_) if !missing.is_empty() => Err(usage(anyhow::anyhow!(
@@ -410,65 +380,15 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
     }
 }
 
-/// The config section a coordinator-side action needs, if any.
-fn integration_of(action: &str) -> Option<&'static str> {
-    match action.split('.').next() {
-        Some("atlas") => Some("atlas"),
-        Some("k8s") => Some("kube"),
-        Some("aws") => Some("aws"),
-        _ => None,
-    }
-}
-
-/// What a plan learns from the coordinator.
-struct PlanContext {
-    /// For each agent step: the matching agents with their state, and a
-    /// warning when none is connected or allows the action.
-    fleet: std::collections::BTreeMap<String, (Vec<String>, String)>,
-    credentials: std::collections::BTreeSet<String>,
-    integrations: std::collections::BTreeSet<String>,
-}
-
-fn coordinator_for_plan(conn: &ConnArgs, rb: &ripcord_engine::runbook::Runbook) -> Option<PlanContext> {
+/// What the coordinator can tell a plan: its fleet, credentials and config
+/// sections; `None` when it cannot be reached.
+fn coordinator_for_plan(conn: &ConnArgs, rb: &ripcord_engine::runbook::Runbook) -> Option<plan::Coordinator> {
     let result = remote(conn, |s| async move {
         let mut c = client::connect(&s).await?;
         let health = c.health(HealthRequest {}).await.map_err(|e| client::explain(&e))?.into_inner();
         let agents =
             c.list_agents(ListAgentsRequest { selector: String::new() }).await.map_err(|e| client::explain(&e))?;
-        let agents = agents.into_inner().agents;
-        let mut out = std::collections::BTreeMap::new();
-        for step in &rb.steps {
-            let Some(t) = &step.target else { continue };
-            let mut names = Vec::new();
-            let mut usable = 0;
-            for a in &agents {
-                let labels: std::collections::BTreeMap<String, String> = a.labels.clone().into_iter().collect();
-                if !t.selector.matches_map(&labels) {
-                    continue;
-                }
-                let allows = a.actions.contains(&step.action);
-                if a.connected && allows {
-                    usable += 1;
-                }
-                let state = match (a.connected, allows) {
-                    (true, true) => "ready",
-                    (false, _) => "DISCONNECTED",
-                    (true, false) => "DOES NOT ALLOW IT",
-                };
-                names.push(format!("{} ({state})", a.agent_id));
-            }
-            let note = match (usable, t.all) {
-                (0, _) => " — NO USABLE AGENT".to_string(),
-                (n, false) if n > 1 => format!(" — {n} match but the step wants exactly one"),
-                _ => String::new(),
-            };
-            out.insert(step.id.clone(), (names, note));
-        }
-        Ok(PlanContext {
-            fleet: out,
-            credentials: health.credentials.into_iter().collect(),
-            integrations: health.integrations.into_iter().collect(),
-        })
+        Ok(plan::Coordinator::new(rb, &agents.into_inner().agents, health.credentials, health.integrations))
     });
     result.ok()
 }

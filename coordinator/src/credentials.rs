@@ -215,17 +215,54 @@ impl Credentials {
         let mut entries: Vec<(&String, &Entry)> = self.0.iter().collect();
         entries.sort_by_key(|(_, e)| std::cmp::Reverse(e.password.expose().len()));
         for (name, e) in entries {
-            let raw = e.password.expose();
-            let encoded = percent_encode(raw);
-            if encoded != raw && out.contains(&encoded) {
-                out = out.replace(&encoded, &template::credential_token(name, CredentialField::PasswordUrlEncoded));
-            }
-            if out.contains(raw) {
-                out = out.replace(raw, &template::credential_token(name, CredentialField::Password));
+            for (form, field) in written_forms(e.password.expose()) {
+                if out.contains(&form) {
+                    out = out.replace(&form, &template::credential_token(name, field));
+                }
             }
         }
         out
     }
+}
+
+/// The ways a password can be written in text that reaches a run: percent-
+/// encoded (upper- or lower-case hex) in a URI, escaped in a JSON string
+/// (an HTTP answer's body), and as it is. Each with the token that stands
+/// for it; the raw form comes last, as the others may contain it.
+fn written_forms(raw: &str) -> Vec<(String, CredentialField)> {
+    let encoded = percent_encode(raw);
+    let lower = lower_hex(&encoded);
+    let json = serde_json::to_string(raw).map(|q| q[1..q.len() - 1].to_string()).unwrap_or_else(|_| raw.to_string());
+    let mut forms: Vec<(String, CredentialField)> = Vec::new();
+    for (form, field) in [
+        (encoded, CredentialField::PasswordUrlEncoded),
+        (lower, CredentialField::PasswordUrlEncoded),
+        (json, CredentialField::Password),
+    ] {
+        if form != raw && !forms.iter().any(|(f, _)| *f == form) {
+            forms.push((form, field));
+        }
+    }
+    forms.push((raw.to_string(), CredentialField::Password));
+    forms
+}
+
+/// `%2F` → `%2f`: the hex digits after each `%` in lower case.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex = 2;
+            out.push(c);
+        } else if hex > 0 {
+            hex -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `s` with each credential token's `{{` turned into `{ {`.
@@ -365,5 +402,25 @@ mod tests {
         assert!(Credentials::load(&missing).unwrap_err().to_string().contains("cannot read password_file"));
         let e = Credentials::from_entries([("a b".to_string(), (None, Secret::new("xxxxxxxxx")))]).unwrap_err();
         assert!(e.to_string().contains("only letters"), "{e}");
+    }
+
+    #[test]
+    fn a_password_is_concealed_however_it_was_written() {
+        let pw = "q\"uo\\te/1:x";
+        let c = Credentials::from_entries([("db".to_string(), (None, Secret::new(pw)))]).unwrap();
+        let json_body = serde_json::json!({ "echo": pw }).to_string();
+        assert!(json_body.contains(r#"q\"uo\\te/1:x"#), "{json_body}");
+        let upper = format!("mongodb://u:{}@h/", percent_encode(pw));
+        let lower = upper.replace("%2F", "%2f").replace("%3A", "%3a").replace("%5C", "%5c");
+        assert_ne!(upper, lower);
+        for text in [json_body.as_str(), &upper, &lower, pw] {
+            let out = c.conceal_str(text);
+            for form in written_forms(pw) {
+                assert!(!out.contains(&form.0), "{form:?} left in {out}");
+            }
+            assert!(!out.contains("uo"), "{out}");
+            assert!(out.contains("{{ credentials.db.password"), "{out}");
+        }
+        assert_eq!(lower_hex("a%2Fb%3AC"), "a%2fb%3aC");
     }
 }
