@@ -348,14 +348,15 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
             };
             let params_ok = ripcord_engine::run::start(&rb, new, now_ms());
             let plan = ripcord_engine::plan::plan(&rb);
-            let coord = if offline { None } else { coordinator_for_plan(conn, &rb) };
+            let run_params = params_ok.as_ref().ok().map(|t| &t.state.params);
+            let coord = if offline { None } else { coordinator_for_plan(conn, &rb, run_params) };
             // Credentials each step names, from the params a run would have.
             let needed: Vec<(String, String)> = match &params_ok {
                 Ok(t) => ripcord_engine::run::credentials_needed(&rb, &t.state.params),
                 Err(_) => vec![],
             };
             let notes = |id: &str| coord.as_ref().and_then(|c| c.step_notes(&rb, &needed, id));
-            print!("{}", rbk::render_plan(&rb, &plan, &notes));
+            print!("{}", rbk::render_plan(&rb, &plan, run_params, &notes));
             match &coord {
                 None => println!(
                     "(agents, integrations and credentials not checked: {})",
@@ -382,13 +383,17 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
 
 /// What the coordinator can tell a plan: its fleet, credentials and config
 /// sections; `None` when it cannot be reached.
-fn coordinator_for_plan(conn: &ConnArgs, rb: &ripcord_engine::runbook::Runbook) -> Option<plan::Coordinator> {
+fn coordinator_for_plan(
+    conn: &ConnArgs,
+    rb: &ripcord_engine::runbook::Runbook,
+    params: Option<&std::collections::BTreeMap<String, ripcord_engine::value::Value>>,
+) -> Option<plan::Coordinator> {
     let result = remote(conn, |s| async move {
         let mut c = client::connect(&s).await?;
         let health = c.health(HealthRequest {}).await.map_err(|e| client::explain(&e))?.into_inner();
         let agents =
             c.list_agents(ListAgentsRequest { selector: String::new() }).await.map_err(|e| client::explain(&e))?;
-        Ok(plan::Coordinator::new(rb, &agents.into_inner().agents, health.credentials, health.integrations))
+        Ok(plan::Coordinator::new(rb, params, &agents.into_inner().agents, health.credentials, health.integrations))
     });
     result.ok()
 }

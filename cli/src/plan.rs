@@ -5,6 +5,7 @@
 //! fleet), so it is tested without one.
 
 use ripcord_engine::runbook::Runbook;
+use ripcord_engine::value::Value;
 use ripcord_proto::v1::AgentInfo;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,15 +30,36 @@ pub fn integration_of(action: &str) -> Option<&'static str> {
 
 impl Coordinator {
     /// From the fleet and the names the coordinator's health lists.
-    pub fn new(rb: &Runbook, agents: &[AgentInfo], credentials: Vec<String>, integrations: Vec<String>) -> Self {
+    /// `params` are the run's (`None` when they were refused): they fill in
+    /// targets that name them.
+    pub fn new(
+        rb: &Runbook,
+        params: Option<&BTreeMap<String, Value>>,
+        agents: &[AgentInfo],
+        credentials: Vec<String>,
+        integrations: Vec<String>,
+    ) -> Self {
         let mut fleet = BTreeMap::new();
         for step in &rb.steps {
             let Some(t) = &step.target else { continue };
+            let resolved =
+                if t.is_templated() { params.map(|p| t.resolve(p)) } else { Some(t.resolve(&BTreeMap::new())) };
+            let selector = match resolved {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    fleet.insert(step.id.clone(), (vec![], format!(" — {e}")));
+                    continue;
+                }
+                None => {
+                    fleet.insert(step.id.clone(), (vec![], " — not known until the params are valid".to_string()));
+                    continue;
+                }
+            };
             let mut names = Vec::new();
             let mut usable = 0;
             for a in agents {
                 let labels: BTreeMap<String, String> = a.labels.clone().into_iter().collect();
-                if !t.selector.matches_map(&labels) {
+                if !selector.matches_map(&labels) {
                     continue;
                 }
                 let allows = a.actions.contains(&step.action);
@@ -121,7 +143,10 @@ mod tests {
     const RB: &str = r#"
 id: t
 title: t
+params:
+  hosts: {default: "role=redis"}
 steps:
+  - {id: one, action: redis.ping, target: "{{ params.hosts }}", with: {instance: cache}}
   - {id: ping, action: redis.ping, target: "role=redis", with: {instance: cache}}
   - {id: all, action: redis.ping, target: {selector: "role=redis", all: true}, with: {instance: cache}}
   - {id: snap, action: atlas.take_snapshot, with: {project: p, cluster: c}}
@@ -154,33 +179,51 @@ steps:
             agent("cache-2", "redis", false, &["redis.ping"]),
             agent("app-1", "app", true, &["redis.ping"]),
         ];
-        let c = Coordinator::new(&rb, &agents, vec![], vec![]);
+        let c = Coordinator::new(&rb, Some(&BTreeMap::new()), &agents, vec![], vec![]);
         let ping = c.step_notes(&rb, &[], "ping").unwrap();
         assert_eq!(ping, "agents: cache-1 (ready), cache-2 (DISCONNECTED)");
 
         let two = [agent("cache-1", "redis", true, &["redis.ping"]), agent("cache-3", "redis", true, &["redis.ping"])];
-        let c = Coordinator::new(&rb, &two, vec![], vec![]);
+        let c = Coordinator::new(&rb, Some(&BTreeMap::new()), &two, vec![], vec![]);
         assert!(c.step_notes(&rb, &[], "ping").unwrap().ends_with("— 2 match but the step wants exactly one"));
         assert!(!c.step_notes(&rb, &[], "all").unwrap().contains("—"), "`all: true` takes every match");
 
         let refusing = [agent("cache-1", "redis", true, &["redis.info"])];
-        let c = Coordinator::new(&rb, &refusing, vec![], vec![]);
+        let c = Coordinator::new(&rb, Some(&BTreeMap::new()), &refusing, vec![], vec![]);
         assert_eq!(c.step_notes(&rb, &[], "ping").unwrap(), "agents: cache-1 (DOES NOT ALLOW IT) — NO USABLE AGENT");
-        let c = Coordinator::new(&rb, &[], vec![], vec![]);
+        let c = Coordinator::new(&rb, Some(&BTreeMap::new()), &[], vec![], vec![]);
         assert_eq!(c.step_notes(&rb, &[], "ping").unwrap(), "agents: none — NO USABLE AGENT");
+    }
+
+    #[test]
+    fn a_target_named_by_a_param_matches_with_the_runs_params() {
+        let rb = rb();
+        let agents = [agent("cache-1", "redis", true, &["redis.ping"])];
+        let mut given = agents.to_vec();
+        given[0].labels.insert("host".into(), "cache-1".into());
+        let params = BTreeMap::from([("hosts".to_string(), Value::str("host=cache-1"))]);
+        let c = Coordinator::new(&rb, Some(&params), &given, vec![], vec![]);
+        assert_eq!(c.step_notes(&rb, &[], "one").unwrap(), "agents: cache-1 (ready)");
+        let params = BTreeMap::from([("hosts".to_string(), Value::str("host=cache-9"))]);
+        let c = Coordinator::new(&rb, Some(&params), &given, vec![], vec![]);
+        assert_eq!(c.step_notes(&rb, &[], "one").unwrap(), "agents: none — NO USABLE AGENT");
+        let c = Coordinator::new(&rb, None, &agents, vec![], vec![]);
+        assert_eq!(c.step_notes(&rb, &[], "one").unwrap(), "agents: none — not known until the params are valid");
+        // A fixed target does not need the params.
+        assert_eq!(c.step_notes(&rb, &[], "ping").unwrap(), "agents: cache-1 (ready)");
     }
 
     #[test]
     fn coordinator_steps_name_a_missing_section_and_credentials_not_held() {
         let rb = rb();
         let needed = vec![("chatdb".to_string(), "probe".to_string()), ("chatdb".to_string(), "other".to_string())];
-        let bare = Coordinator::new(&rb, &[], vec![], vec![]);
+        let bare = Coordinator::new(&rb, Some(&BTreeMap::new()), &[], vec![], vec![]);
         assert_eq!(bare.step_notes(&rb, &needed, "snap").unwrap(), "NO [atlas] SECTION IN THE COORDINATOR CONFIG");
         assert_eq!(bare.step_notes(&rb, &needed, "probe").unwrap(), "credentials chatdb: NOT HELD BY THE COORDINATOR");
         assert_eq!(bare.missing(&needed), vec!["chatdb"], "each name once");
         assert_eq!(bare.credentials_line(&needed).unwrap(), "credentials named: chatdb (NOT HELD)");
 
-        let full = Coordinator::new(&rb, &[], vec!["chatdb".into()], vec!["atlas".into()]);
+        let full = Coordinator::new(&rb, Some(&BTreeMap::new()), &[], vec!["chatdb".into()], vec!["atlas".into()]);
         assert_eq!(full.step_notes(&rb, &needed, "snap"), None);
         assert_eq!(full.step_notes(&rb, &needed, "probe").unwrap(), "credentials chatdb: held");
         assert!(full.missing(&needed).is_empty());

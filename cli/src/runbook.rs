@@ -4,6 +4,8 @@
 use crate::output::table;
 use ripcord_engine::plan::Plan;
 use ripcord_engine::runbook::Runbook;
+use ripcord_engine::value::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Where a runbook comes from: a file, or a built-in id.
@@ -41,7 +43,13 @@ fn budget(rb: &Runbook, id: &str) -> String {
 }
 
 /// The plan as text: layers of parallel steps, budgets, critical path.
-pub fn render_plan(rb: &Runbook, plan: &Plan, notes_of: &dyn Fn(&str) -> Option<String>) -> String {
+/// `params` (when they were valid) fill in targets that name them.
+pub fn render_plan(
+    rb: &Runbook,
+    plan: &Plan,
+    params: Option<&BTreeMap<String, Value>>,
+    notes_of: &dyn Fn(&str) -> Option<String>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}", rb.id, rb.title);
     let mut rows = Vec::new();
@@ -63,7 +71,10 @@ pub fn render_plan(rb: &Runbook, plan: &Plan, notes_of: &dyn Fn(&str) -> Option<
             }
             let needs: Vec<&str> = step.needs.iter().map(|(n, _)| n.as_str()).collect();
             let action = match &step.target {
-                Some(t) => format!("{} @ {}", step.action, t.selector),
+                Some(t) => {
+                    let resolved = params.and_then(|p| t.resolve(p).ok()).map(|s| s.to_string());
+                    format!("{} @ {}", step.action, resolved.unwrap_or_else(|| t.selector.clone()))
+                }
                 None => step.action.clone(),
             };
             rows.push(vec![

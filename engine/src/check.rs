@@ -4,7 +4,7 @@
 
 use crate::actions;
 use crate::catalogue;
-use crate::runbook::{Diagnostic, OnFailure, Runbook, Step, load_partial};
+use crate::runbook::{Diagnostic, OnFailure, Runbook, Step, Target, load_partial};
 use crate::template::{self, Ref};
 use crate::yaml::{Kind, Node, Pos};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,6 +72,9 @@ pub fn check_loaded(rb: &Runbook) -> Vec<Diagnostic> {
         for (i, (s, pos)) in strings.into_iter().enumerate() {
             check_template(rb, step, &s, pos, ancestors.get(step.id.as_str()), &mut diags);
             check_credentials(step, &s, pos, i >= with, &mut diags);
+        }
+        if let Some(t) = step.target.as_ref().filter(|t| t.is_templated()) {
+            check_target(rb, t, &mut diags);
         }
     }
     diags.sort_by_key(|d| d.pos);
@@ -180,6 +183,56 @@ fn check_credentials(step: &Step, s: &str, pos: Pos, in_when: bool, diags: &mut 
             )
         };
         diags.push(Diagnostic::new(pos, format!("{{{{ {r} }}}}: {why}")));
+    }
+}
+
+/// A target that names params: only params, none of them secret (a target
+/// is shown in events and plans), and the defaults must make a selector.
+fn check_target(rb: &Runbook, t: &Target, diags: &mut Vec<Diagnostic>) {
+    let refs = match template::parse(&t.selector) {
+        Ok(_) => template::refs(&t.selector),
+        Err((_, e)) => {
+            diags.push(Diagnostic::new(t.pos, e));
+            return;
+        }
+    };
+    let mut defaults = BTreeMap::new();
+    let mut all_known = true;
+    for (r, _) in refs {
+        let Ref::Param(name) = &r else {
+            diags.push(Diagnostic::new(
+                t.pos,
+                format!("{{{{ {r} }}}}: a target can name only params (it is chosen when the run starts)"),
+            ));
+            all_known = false;
+            continue;
+        };
+        match rb.param(name) {
+            None => {
+                let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    format!("{{{{ {r} }}}}: no param \"{name}\"{}", suggest(name, &names)),
+                ));
+                all_known = false;
+            }
+            Some(p) if p.secret => {
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    format!("{{{{ {r} }}}}: param \"{name}\" is secret, and a target is shown in events and plans"),
+                ));
+                all_known = false;
+            }
+            Some(p) => match &p.default {
+                Some(d) => {
+                    defaults.insert(name.clone(), d.clone());
+                }
+                None => all_known = false,
+            },
+        }
+    }
+    if all_known && let Err(e) = t.resolve(&defaults) {
+        diags.push(Diagnostic::new(t.pos, format!("with the params' defaults, {e}")));
     }
 }
 
@@ -359,5 +412,19 @@ mod tests {
             "{HEAD}  - id: login\n    action: http.check\n    with:\n      url: https://api/login\n      method: POST\n      body: {{ user: \"{{{{ credentials.probe.user }}}}\", password: \"{{{{ credentials.probe.password }}}}\" }}\n  - id: count\n    action: mongo.count\n    with: {{ uri: \"mongodb://{{{{ credentials.db.user }}}}:{{{{ credentials.db.password_url_encoded }}}}@h/\", db: chatdb, collections: [users] }}\n"
         );
         assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_target_may_name_params_but_nothing_else() {
+        let text = "id: t\ntitle: T\nparams:\n  hosts: { default: \"role=redis\" }\n  host: { required: true }\n  token: { secret: true, default: abc }\n  bad: { default: \"role=re dis\" }\nsteps:\n  - {id: a, action: redis.ping, target: \"{{ params.hosts }}\", with: {instance: c}}\n  - {id: b, action: redis.ping, target: { selector: \"role=redis,host={{ params.host }}\", all: true }, with: {instance: c}}\n  - {id: c, needs: [a], action: redis.ping, target: \"host={{ steps.a.pong }}\", with: {instance: c}}\n  - {id: d, action: redis.ping, target: \"host={{ params.token }}\", with: {instance: c}}\n  - {id: e, action: redis.ping, target: \"{{ params.bad }}\", with: {instance: c}}\n  - {id: f, action: redis.ping, target: \"host={{ params.hots }}\", with: {instance: c}}\n";
+        assert_eq!(
+            errors(text),
+            vec![
+                "11:53: {{ steps.a.pong }}: a target can name only params (it is chosen when the run starts)",
+                "12:41: {{ params.token }}: param \"token\" is secret, and a target is shown in events and plans",
+                "13:41: with the params' defaults, target \"{{ params.bad }}\" gives bad selector \"role=re dis\": \"role=re dis\": label value must be 1-63 characters of letters, digits, '.', '-', '_', '/'",
+                "14:41: {{ params.hots }}: no param \"hots\" (did you mean \"hosts\"?)",
+            ]
+        );
     }
 }

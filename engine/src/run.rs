@@ -249,9 +249,13 @@ pub struct TargetSpec {
     pub all: bool,
 }
 
-impl From<&Target> for TargetSpec {
-    fn from(t: &Target) -> Self {
-        TargetSpec { selector: t.selector.to_string(), all: t.all }
+impl TargetSpec {
+    /// `t` with the run's params filled in. A run checks every target when
+    /// it starts; should one still not resolve, the selector goes as written
+    /// and the agent dispatch refuses it with the parse error.
+    fn of(t: &Target, params: &BTreeMap<String, Value>) -> Self {
+        let selector = t.resolve(params).map_or_else(|_| t.selector.clone(), |s| s.to_string());
+        TargetSpec { selector, all: t.all }
     }
 }
 
@@ -356,6 +360,11 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
             v = Value::Str(rfc3339(t));
         }
         params.insert(p.name.clone(), v);
+    }
+    for step in &rb.steps {
+        if let Some(t) = step.target.as_ref().filter(|t| t.is_templated()) {
+            t.resolve(&params).map_err(|e| Rejected(format!("step {}: {e}", step.id)))?;
+        }
     }
     let state = RunState {
         id: new.id,
@@ -782,7 +791,8 @@ impl Machine<'_> {
             }
             action => {
                 st.status = StepStatus::Running;
-                let on = def.target.as_ref().map(|t| format!(" on {}", t.selector)).unwrap_or_default();
+                let target = def.target.as_ref().map(|t| TargetSpec::of(t, &self.state.params));
+                let on = target.as_ref().map(|t| format!(" on {}", t.selector)).unwrap_or_default();
                 let msg =
                     if attempt > 1 { format!("attempt {attempt}: {action}{on}") } else { format!("{action}{on}") };
                 self.event(Some(step), EventKind::StepStarted, msg);
@@ -790,7 +800,7 @@ impl Machine<'_> {
                     key: key.clone(),
                     action: action.to_string(),
                     args,
-                    target: def.target.as_ref().map(TargetSpec::from),
+                    target,
                     timeout_ms: def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 });
             }

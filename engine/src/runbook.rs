@@ -84,10 +84,41 @@ pub struct Param {
 /// Which agents an agent step runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub selector: Selector,
+    /// The label selector as written. It may name params
+    /// (`"host={{ params.host }}"`); a run fills them in when it starts, and
+    /// refuses to start if the result is not a selector.
+    pub selector: String,
     /// All matching agents (true) or exactly one (false: the step fails if
     /// more than one matches).
     pub all: bool,
+    pub pos: Pos,
+}
+
+impl Target {
+    /// Whether the selector names params.
+    pub fn is_templated(&self) -> bool {
+        self.selector.contains("{{")
+    }
+
+    /// The selector with `params` filled in.
+    pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, String> {
+        struct Params<'a>(&'a BTreeMap<String, Value>);
+        impl crate::template::Scope for Params<'_> {
+            fn lookup(&self, r: &crate::template::Ref) -> Option<Value> {
+                match r {
+                    crate::template::Ref::Param(p) => self.0.get(p).cloned(),
+                    _ => None,
+                }
+            }
+        }
+        if !self.is_templated() {
+            return self.selector.parse::<Selector>().map_err(|e| e.to_string());
+        }
+        let text = crate::template::render(&self.selector, &Params(params))
+            .map_err(|e| format!("target \"{}\": {e}", self.selector))?
+            .to_string();
+        text.parse::<Selector>().map_err(|e| format!("target \"{}\" gives {e}", self.selector))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,10 +444,14 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
                 RawTarget::Selector(s) => (s, false),
                 RawTarget::Full(f) => (f.selector, f.all),
             };
-            match sel.parse::<Selector>() {
-                Ok(selector) => Some(Target { selector, all }),
+            let pos = node.get("target").map_or(node.pos, |t| t.get("selector").map_or(t.pos, |s| s.pos));
+            // A selector that names params is checked with the templates
+            // (check.rs) and again when a run starts.
+            let parsed = if sel.contains("{{") { Ok(()) } else { sel.parse::<Selector>().map(|_| ()) };
+            match parsed {
+                Ok(()) => Some(Target { selector: sel, all, pos }),
                 Err(e) => {
-                    diags.push(Diagnostic::new(pos_of("target"), e.to_string()));
+                    diags.push(Diagnostic::new(pos, e.to_string()));
                     None
                 }
             }

@@ -425,3 +425,34 @@ fn credentials_needed_names_each_once_with_its_first_step() {
         vec![("probe".to_string(), "login".to_string()), ("chatdb".to_string(), "cs".to_string())]
     );
 }
+
+/// A target that names a param is filled in when the run starts; a value
+/// that makes no selector refuses the run before anything happens.
+#[test]
+fn a_target_named_by_a_param_is_resolved_when_the_run_starts() {
+    let text = "id: t\ntitle: T\nparams:\n  hosts: { default: \"role=redis\" }\nsteps:\n  - {id: a, action: redis.ping, target: \"{{ params.hosts }}\", with: {instance: c}}\n";
+    let sim = Sim::new(text, &[("hosts", "host=cache-2")]);
+    let target = sim.effects.iter().find_map(|e| match e {
+        Effect::Perform { target, .. } => target.clone(),
+        _ => None,
+    });
+    let target = target.expect("the step asks an agent");
+    assert_eq!((target.selector.as_str(), target.all), ("host=cache-2", false));
+    assert!(sim.events.iter().any(|(_, m)| m == "redis.ping on host=cache-2"), "{:?}", sim.events);
+
+    let defaults = Sim::new(text, &[]);
+    assert!(defaults.events.iter().any(|(_, m)| m == "redis.ping on role=redis"), "{:?}", defaults.events);
+
+    let rb = check(text).unwrap();
+    let new = NewRun {
+        id: "run00002abc".into(),
+        mode: ripcord_engine::run::Mode::Recovery,
+        params: BTreeMap::from([("hosts".to_string(), Value::str("host=cache 2"))]),
+        incident_at: None,
+    };
+    let Err(Rejected(e)) = start(&rb, new, T0) else { panic!("a bad selector must refuse the run") };
+    assert_eq!(
+        e,
+        "step a: target \"{{ params.hosts }}\" gives bad selector \"host=cache 2\": \"host=cache 2\": label value must be 1-63 characters of letters, digits, '.', '-', '_', '/'"
+    );
+}
