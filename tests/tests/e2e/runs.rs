@@ -234,6 +234,44 @@ fn watch_follows_a_run_to_its_end_and_plan_names_the_agents() {
 }
 
 #[test]
+fn the_agents_param_picks_one_redis_host_of_several() {
+    let cluster = Cluster::start(&[
+        ripcord_tests::AgentSpec::new("cache-1").label("role", "redis").label("host", "cache-1"),
+        ripcord_tests::AgentSpec::new("cache-2").label("role", "redis").label("host", "cache-2"),
+    ]);
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["runbook", "plan", "redis-aof", "--param", "webhook=http://x"];
+        args.extend_from_slice(extra);
+        let out = cluster.cli(OPERATOR, &args);
+        let (stdout, stderr) = text(&out);
+        let ping = stdout.lines().find(|l| l.split_whitespace().nth(1) == Some("ping")).unwrap_or("").to_string();
+        (out.status.code(), ping, stdout, stderr)
+    };
+    // The default (role=redis) matches both hosts: the plan says so.
+    let (_, ping, stdout, _) = plan(&[]);
+    assert!(ping.contains("redis.ping @ role=redis"), "{stdout}");
+    assert!(ping.contains("cache-1 (ready), cache-2 (ready) — 2 match but the step wants exactly one"), "{stdout}");
+    // Naming the host picks it alone.
+    let (code, ping, stdout, stderr) = plan(&["--param", "agents=host=cache-2"]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(ping.contains("redis.ping @ host=cache-2") && ping.contains("agents: cache-2 (ready)"), "{stdout}");
+    assert!(!ping.contains("cache-1"), "{stdout}");
+
+    // A value that is no selector refuses the run, and nothing starts.
+    let out =
+        cluster.cli(OPERATOR, &["run", "redis-aof", "--param", "webhook=http://x", "--param", "agents=host=cache 2"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "the run started: {stdout}");
+    assert!(
+        stderr.contains("step fix: target \"{{ params.agents }}\" gives bad selector \"host=cache 2\""),
+        "{stderr}"
+    );
+    let runs = cluster.cli(OPERATOR, &["runs", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("runs JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+}
+
+#[test]
 fn an_agent_action_in_flight_when_the_coordinator_dies_runs_once() {
     let mut cluster = Cluster::start(&[]);
     let dir = cluster.path().join("slow");
