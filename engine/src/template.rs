@@ -226,16 +226,37 @@ pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, String> {
 }
 
 /// A `when:` condition: `"<a> == <b>"`, `"<a> != <b>"`, or a single value
-/// that must be truthy. Both sides are templated.
+/// that must be truthy; both sides are templated. Comparisons join with
+/// `&&` and `||` (`&&` binds tighter; no parentheses), and stop as soon as
+/// the answer is known, so `"{{ steps.a.ok }} == false || …"` does not read
+/// the right side when the left decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     Truthy(String),
     Eq(String, String),
     NotEq(String, String),
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
 }
 
 impl Condition {
     pub fn parse(s: &str) -> Condition {
+        let any: Vec<&str> = s.split("||").collect();
+        if any.len() > 1 {
+            return Condition::Any(any.into_iter().map(Condition::parse_all).collect());
+        }
+        Condition::parse_all(s)
+    }
+
+    fn parse_all(s: &str) -> Condition {
+        let all: Vec<&str> = s.split("&&").collect();
+        if all.len() > 1 {
+            return Condition::All(all.into_iter().map(Condition::parse_one).collect());
+        }
+        Condition::parse_one(s)
+    }
+
+    fn parse_one(s: &str) -> Condition {
         if let Some((a, b)) = s.split_once("!=") {
             Condition::NotEq(a.trim().to_string(), b.trim().to_string())
         } else if let Some((a, b)) = s.split_once("==") {
@@ -245,10 +266,12 @@ impl Condition {
         }
     }
 
+    /// Every templated side, in order.
     pub fn parts(&self) -> Vec<&str> {
         match self {
             Condition::Truthy(a) => vec![a],
             Condition::Eq(a, b) | Condition::NotEq(a, b) => vec![a, b],
+            Condition::All(c) | Condition::Any(c) => c.iter().flat_map(Condition::parts).collect(),
         }
     }
 
@@ -260,6 +283,22 @@ impl Condition {
             Condition::Truthy(a) => render(a, scope)?.truthy(),
             Condition::Eq(a, b) => text(a)? == text(b)?,
             Condition::NotEq(a, b) => text(a)? != text(b)?,
+            Condition::All(c) => {
+                for x in c {
+                    if !x.eval(scope)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Condition::Any(c) => {
+                for x in c {
+                    if x.eval(scope)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
         })
     }
 }
@@ -344,5 +383,26 @@ mod tests {
         assert!(Condition::parse("{{ params.cluster }} == chat-prod").eval(&s).unwrap());
         assert!(Condition::parse("{{ params.cluster }} != 'chat-staging'").eval(&s).unwrap());
         assert!(Condition::parse("{{ params.code }}").eval(&s).unwrap());
+    }
+
+    #[test]
+    fn conditions_join_with_and_and_or() {
+        let s = scope();
+        let eval = |c: &str| Condition::parse(c).eval(&s);
+        assert_eq!(eval("{{ params.code }} == 200 && {{ params.cluster }} == chat-prod"), Ok(true));
+        assert_eq!(eval("{{ params.code }} == 200 && {{ params.cluster }} == other"), Ok(false));
+        assert_eq!(eval("{{ params.code }} == 500 || {{ params.cluster }} == chat-prod"), Ok(true));
+        assert_eq!(eval("{{ params.code }} == 500 || {{ params.cluster }} == other"), Ok(false));
+        // && binds tighter: false && x || true is true; true || x && false is true.
+        assert_eq!(eval("{{ params.code }} == 1 && {{ params.code }} == 1 || {{ params.code }} == 200"), Ok(true));
+        assert_eq!(eval("{{ params.code }} == 200 || {{ params.code }} == 1 && {{ params.code }} == 1"), Ok(true));
+        // The answer known, the rest is not read (steps.x has no value here).
+        assert_eq!(eval("{{ params.code }} == 200 || {{ steps.x.ok }}"), Ok(true));
+        assert_eq!(eval("{{ params.code }} == 1 && {{ steps.x.ok }}"), Ok(false));
+        assert!(eval("{{ params.code }} == 1 || {{ steps.x.ok }}").is_err());
+        assert_eq!(
+            Condition::parse("{{ a.b }} == x && {{ c.d }} || y != {{ e.f }}").parts(),
+            vec!["{{ a.b }}", "x", "{{ c.d }}", "y", "{{ e.f }}"]
+        );
     }
 }
