@@ -396,15 +396,6 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
 /// `atlas.connection_string` where params alone decide it. The coordinator
 /// refuses a run that needs one it does not hold, before anything happens.
 pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec<(String, String)> {
-    struct Params<'a>(&'a BTreeMap<String, Value>);
-    impl Scope for Params<'_> {
-        fn lookup(&self, r: &Ref) -> Option<Value> {
-            match r {
-                Ref::Param(p) => self.0.get(p).cloned(),
-                _ => None,
-            }
-        }
-    }
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |name: String, step: &str| {
         if !name.is_empty() && !out.iter().any(|(n, _)| *n == name) {
@@ -423,7 +414,7 @@ pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec
         }
         if step.action == "atlas.connection_string"
             && let Some(Value::Str(arg)) = Value::from_node(&step.with).get("credentials")
-            && let Ok(Value::Str(name)) = template::render(arg, &Params(params))
+            && let Ok(Value::Str(name)) = template::render(arg, &template::Params(params))
         {
             add(name.trim().to_string(), &step.id);
         }

@@ -102,19 +102,10 @@ impl Target {
 
     /// The selector with `params` filled in.
     pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, String> {
-        struct Params<'a>(&'a BTreeMap<String, Value>);
-        impl crate::template::Scope for Params<'_> {
-            fn lookup(&self, r: &crate::template::Ref) -> Option<Value> {
-                match r {
-                    crate::template::Ref::Param(p) => self.0.get(p).cloned(),
-                    _ => None,
-                }
-            }
-        }
         if !self.is_templated() {
             return self.selector.parse::<Selector>().map_err(|e| e.to_string());
         }
-        let text = crate::template::render(&self.selector, &Params(params))
+        let text = crate::template::render(&self.selector, &crate::template::Params(params))
             .map_err(|e| format!("target \"{}\": {e}", self.selector))?
             .to_string();
         text.parse::<Selector>().map_err(|e| format!("target \"{}\" gives {e}", self.selector))

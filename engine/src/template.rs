@@ -192,6 +192,18 @@ pub trait Scope {
     fn lookup(&self, r: &Ref) -> Option<Value>;
 }
 
+/// Params alone: what is known before a run has done anything.
+pub struct Params<'a>(pub &'a std::collections::BTreeMap<String, Value>);
+
+impl Scope for Params<'_> {
+    fn lookup(&self, r: &Ref) -> Option<Value> {
+        match r {
+            Ref::Param(p) => self.0.get(p).cloned(),
+            _ => None,
+        }
+    }
+}
+
 /// Resolves the templates in `s`.
 pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, String> {
     let segments = parse(s).map_err(|(_, e)| e)?;
