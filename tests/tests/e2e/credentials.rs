@@ -8,8 +8,15 @@ use ripcord_tests::{AgentSpec, Cluster, CoordinatorExtras, OPERATOR, step, step_
 use std::fs;
 
 const USER: &str = "probe-user";
-const PASSWORD: &str = "Pr0be-pa55word-never-shown";
+// With a quote and a backslash, so that it reads differently inside JSON.
+const PASSWORD: &str = r#"Pr0be-"pa55\word"-never-shown"#;
 const TOKEN: &str = "{{ credentials.probe.password }}";
+
+/// The password as it stands inside a JSON string.
+fn in_json() -> String {
+    let quoted = serde_json::to_string(PASSWORD).expect("a string");
+    quoted[1..quoted.len() - 1].to_string()
+}
 
 fn cluster_with_probe_credentials() -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -30,8 +37,8 @@ fn cluster_with_probe_credentials() -> Cluster {
 fn a_probe_gets_the_password_and_the_run_only_ever_holds_its_token() {
     let server = TestServer::start();
     // The login answer and the failing probe's error echo the password back.
-    server.answer("/login", 200, &format!("{{\"ok\":true,\"session\":\"for {PASSWORD}\"}}"));
-    server.answer("/echo", 500, &format!("{{\"error\":\"bad password {PASSWORD}\"}}"));
+    server.answer("/login", 200, &serde_json::json!({"ok": true, "session": format!("for {PASSWORD}")}).to_string());
+    server.answer("/echo", 500, &serde_json::json!({"error": format!("bad password {PASSWORD}")}).to_string());
     let cluster = cluster_with_probe_credentials();
     let file = cluster.path().join("probe.yaml");
     fs::write(
@@ -106,15 +113,17 @@ steps:
     let body: serde_json::Value = serde_json::from_str(&login.body).expect("login body");
     assert_eq!(body, serde_json::json!({"user": USER, "password": PASSWORD}));
     let echo = requests.iter().find(|r| r.path == "/echo").expect("echo request");
-    assert!(echo.body.contains(PASSWORD), "{}", echo.body);
+    let echoed: serde_json::Value = serde_json::from_str(&echo.body).expect("echo body");
+    assert_eq!(echoed["password"], PASSWORD, "{}", echo.body);
 
     // What came back holds the token: the output, the error…
     assert_eq!(step(&v, "login")["outputs"]["body"]["session"], format!("for {TOKEN}"));
     let error = step(&v, "echo")["error"].as_str().unwrap_or_default();
     assert!(error.contains(&format!("bad password {TOKEN}")), "{error}");
+    assert!(!error.contains("pa55"), "the raw answer's JSON-escaped password is concealed too: {error}");
     // …and a message to people is sent the token, never the value.
     let hook = requests.iter().find(|r| r.path == "/hook").expect("webhook request");
-    assert!(hook.body.contains("credentials.probe.password") && !hook.body.contains(PASSWORD), "{}", hook.body);
+    assert!(hook.body.contains("credentials.probe.password") && !hook.body.contains("pa55"), "{}", hook.body);
 
     // Nowhere in what the coordinator shows, logs or stores.
     let show = text(&cluster.cli(OPERATOR, &["show", &run])).0;
@@ -123,7 +132,7 @@ steps:
         assert!(t.contains(&run[..8]), "{what} printed nothing useful: {t}");
     }
     for (what, t) in [("show", show), ("show --json", json), ("the coordinator log", cluster.coordinator.log_text())] {
-        assert!(!t.contains(PASSWORD), "the password leaked into {what}:\n{t}");
+        assert!(!t.contains(PASSWORD) && !t.contains(&in_json()), "the password leaked into {what}:\n{t}");
     }
-    cluster.assert_not_stored(&run, &[PASSWORD]);
+    cluster.assert_not_stored(&run, &[PASSWORD, &in_json()]);
 }
