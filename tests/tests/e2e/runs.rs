@@ -361,9 +361,15 @@ steps:
       expect_status: 201
       expect_json: {{ ok: true }}
     on_failure: continue
+  - id: slow
+    needs: [login]
+    action: http.check
+    with: {{ url: "{slow}", max_latency: 50ms }}
+    on_failure: continue
 "#,
             login = server.url("/login"),
             messages = server.url("/messages"),
+            slow = server.url("/slow/health"),
         ),
     )
     .unwrap();
@@ -373,6 +379,9 @@ steps:
     assert_eq!(step(&v, "login")["outputs"]["status"], 200);
     let err = step(&v, "send")["error"].as_str().unwrap().to_string();
     assert!(err.contains("body field ok is false, expected true"), "{err}");
+    // The test server holds /slow answers for 120 ms: over a 50 ms limit.
+    let err = step(&v, "slow")["error"].as_str().unwrap_or_default().to_string();
+    assert!(err.contains("more than max_latency 50ms"), "{err}");
     let login = server.requests().into_iter().find(|r| r.path == "/login").unwrap();
     assert_eq!(login.method, "POST");
     let body: serde_json::Value = serde_json::from_str(&login.body).unwrap();
