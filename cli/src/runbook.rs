@@ -63,8 +63,17 @@ pub fn render_plan(
             if let Some(a) = step.after {
                 notes.push(format!("after {}", ripcord_engine::duration::format(a)));
             }
-            if step.when.is_some() {
-                notes.push("conditional".to_string());
+            if let Some((when, _)) = &step.when {
+                // Decided now when the params alone decide it.
+                let decided = params.and_then(|p| when.eval(&ripcord_engine::template::Params(p)).ok());
+                notes.push(
+                    match decided {
+                        Some(true) => "runs: its when holds",
+                        Some(false) => "SKIPPED: its when is false",
+                        None => "conditional",
+                    }
+                    .to_string(),
+                );
             }
             if let Some(a) = notes_of(id) {
                 notes.push(a);
@@ -100,4 +109,43 @@ pub fn render_plan(
 fn describe_parallel(plan: &Plan) -> String {
     let groups: Vec<String> = plan.layers.iter().filter(|l| l.len() > 1).map(|l| l.join(" ∥ ")).collect();
     if groups.is_empty() { "none (a single chain)".into() } else { groups.join("; ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RB: &str = r#"
+id: t
+title: t
+params:
+  platform: {default: k8s}
+steps:
+  - {id: k8s, action: http.check, with: {url: "http://x/health"}, when: "{{ params.platform }} == k8s"}
+  - {id: compose, action: noop, when: "{{ params.platform }} == compose"}
+  - {id: later, needs: [k8s], action: noop, when: "{{ steps.k8s.status }} == 200 || {{ params.platform }} == compose"}
+"#;
+
+    fn notes_of(out: &str, step: &str) -> String {
+        let line = out.lines().find(|l| l.split_whitespace().nth(1) == Some(step)).unwrap_or_default();
+        line.split_whitespace().skip(4).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_plan_says_which_branch_the_params_pick() {
+        let rb = ripcord_engine::check::check(RB).unwrap_or_else(|e| panic!("{e:?}"));
+        let plan = ripcord_engine::plan::plan(&rb);
+        let none = |_: &str| None;
+        let params = BTreeMap::from([("platform".to_string(), Value::str("compose"))]);
+        let out = render_plan(&rb, &plan, Some(&params), &none);
+        assert!(notes_of(&out, "k8s").contains("SKIPPED: its when is false"), "{out}");
+        assert!(notes_of(&out, "compose").contains("runs: its when holds"), "{out}");
+        // The params decide it, whatever the step's output would be.
+        assert!(notes_of(&out, "later").contains("runs: its when holds"), "{out}");
+        let params = BTreeMap::from([("platform".to_string(), Value::str("k8s"))]);
+        let out = render_plan(&rb, &plan, Some(&params), &none);
+        assert!(notes_of(&out, "later").contains("conditional"), "a step's output decides: {out}");
+        let out = render_plan(&rb, &plan, None, &none);
+        assert!(notes_of(&out, "compose").contains("conditional"), "params refused: {out}");
+    }
 }

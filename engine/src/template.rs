@@ -239,9 +239,10 @@ pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, String> {
 
 /// A `when:` condition: `"<a> == <b>"`, `"<a> != <b>"`, or a single value
 /// that must be truthy; both sides are templated. Comparisons join with
-/// `&&` and `||` (`&&` binds tighter; no parentheses), and stop as soon as
-/// the answer is known, so `"{{ steps.a.ok }} == false || …"` does not read
-/// the right side when the left decides.
+/// `&&` and `||` (`&&` binds tighter; no parentheses). A side without a
+/// value (the output of a step that was skipped) is unknown rather than an
+/// error when the others decide: `unknown || true` is true and
+/// `unknown && false` is false; only an undecided condition is an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     Truthy(String),
@@ -295,23 +296,28 @@ impl Condition {
             Condition::Truthy(a) => render(a, scope)?.truthy(),
             Condition::Eq(a, b) => text(a)? == text(b)?,
             Condition::NotEq(a, b) => text(a)? != text(b)?,
-            Condition::All(c) => {
-                for x in c {
-                    if !x.eval(scope)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
-            Condition::Any(c) => {
-                for x in c {
-                    if x.eval(scope)? {
-                        return Ok(true);
-                    }
-                }
-                false
-            }
+            Condition::All(c) => decide(c, scope, false)?,
+            Condition::Any(c) => decide(c, scope, true)?,
         })
+    }
+}
+
+/// `||` (`settles` true) or `&&` (false): the first side that evaluates to
+/// `settles` decides; otherwise the first error, if any, is the answer.
+fn decide(sides: &[Condition], scope: &dyn Scope, settles: bool) -> Result<bool, String> {
+    let mut unknown = None;
+    for side in sides {
+        match side.eval(scope) {
+            Ok(v) if v == settles => return Ok(settles),
+            Ok(_) => {}
+            Err(e) => {
+                unknown.get_or_insert(e);
+            }
+        }
+    }
+    match unknown {
+        Some(e) => Err(e),
+        None => Ok(!settles),
     }
 }
 
@@ -408,10 +414,15 @@ mod tests {
         // && binds tighter: false && x || true is true; true || x && false is true.
         assert_eq!(eval("{{ params.code }} == 1 && {{ params.code }} == 1 || {{ params.code }} == 200"), Ok(true));
         assert_eq!(eval("{{ params.code }} == 200 || {{ params.code }} == 1 && {{ params.code }} == 1"), Ok(true));
-        // The answer known, the rest is not read (steps.x has no value here).
+        // A side without a value (steps.x has none here) is unknown: the
+        // others decide where they can, on either side of it.
         assert_eq!(eval("{{ params.code }} == 200 || {{ steps.x.ok }}"), Ok(true));
+        assert_eq!(eval("{{ steps.x.ok }} || {{ params.code }} == 200"), Ok(true));
         assert_eq!(eval("{{ params.code }} == 1 && {{ steps.x.ok }}"), Ok(false));
-        assert!(eval("{{ params.code }} == 1 || {{ steps.x.ok }}").is_err());
+        assert_eq!(eval("{{ steps.x.ok }} == true && {{ params.code }} == 1"), Ok(false));
+        let undecided = eval("{{ params.code }} == 1 || {{ steps.x.ok }}").unwrap_err();
+        assert!(undecided.contains("steps.x.ok has no value"), "{undecided}");
+        assert!(eval("{{ steps.x.ok }} && {{ params.code }} == 200").is_err());
         assert_eq!(
             Condition::parse("{{ a.b }} == x && {{ c.d }} || y != {{ e.f }}").parts(),
             vec!["{{ a.b }}", "x", "{{ c.d }}", "y", "{{ e.f }}"]
