@@ -35,7 +35,13 @@ fn setup() -> Setup {
     let server = TestServer::start();
     let mut cluster = Cluster::start(&[]);
     let redis = RedisHost::start(cluster.path(), "cache");
-    cluster.start_agent(&AgentSpec::new("cache-1").label("role", "redis").actions(ACTIONS).allow(&redis.allow_toml()));
+    cluster.start_agent(
+        &AgentSpec::new("cache-1")
+            .label("role", "redis")
+            .label("host", "cache-1")
+            .actions(ACTIONS)
+            .allow(&redis.allow_toml()),
+    );
     cluster.wait_connected("cache-1");
     Setup { redis, cluster, server }
 }
@@ -84,15 +90,22 @@ fn aof_incr_truncated_mid_command_is_repaired_losing_only_the_cut_command() {
 
 #[test]
 fn aof_with_garbage_appended_keeps_every_key() {
-    let s = setup();
+    let mut s = setup();
+    // A second Redis host: the run names the one that is down.
+    s.cluster.start_agent(&AgentSpec::new("cache-2").label("role", "redis").label("host", "cache-2").actions(ACTIONS));
+    s.cluster.wait_connected("cache-2");
     aof_with_base_and_incr(&s.redis);
     let incr = s.redis.incr_file();
     let mut bytes = fs::read(&incr).unwrap();
     bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\ngarbage garbage garbage");
     fs::write(&incr, bytes).unwrap();
 
-    let (_, v) = run_aof(&s);
+    let hook = s.server.url("/hook/aof");
+    let params = [("instance", "cache"), ("webhook", hook.as_str()), ("agents", "host=cache-1")];
+    let run = s.cluster.start_run("redis-aof", &params);
+    let v = s.cluster.wait_run(&run, "finished", |v| v["status"] != "running");
     assert_eq!(v["status"], "succeeded", "{}", ripcord_tests::step_states(&v));
+    assert_eq!(step(&v, "fix")["target"], "host=cache-1");
     assert_eq!(step(&v, "fix")["outputs"]["keys_after"], 101);
     assert_eq!(s.redis.keys("k:*"), expected_keys(0..101));
 }
