@@ -46,12 +46,34 @@ pub fn rto_clock(v: &J) -> String {
     }
 }
 
+/// The RPO achieved: "5m12s of data lost (newest record kept 03:07:00Z,
+/// step newest) — within the 15m RPO", or what is still unknown.
+pub fn rpo_line(v: &J) -> Option<String> {
+    let target = ms(&v["rpo_ms"]);
+    let a = &v["rpo_achieved"];
+    let Some(lost) = ms(&a["lost_ms"]) else {
+        return target
+            .map(|t| format!("target {}; not measured (no restore or newest-record step has succeeded)", d(t)));
+    };
+    let verdict = match target {
+        Some(t) if lost > t => format!(" — over the {} RPO by {}", d(t), d(lost - t)),
+        Some(t) => format!(" — within the {} RPO", d(t)),
+        None => String::new(),
+    };
+    let kept = rfc3339(ms(&a["kept_until_ms"]).unwrap_or(0));
+    let lost = if lost == 0 { "no data lost".to_string() } else { format!("{} of data lost", d(lost)) };
+    Some(format!("{lost} ({} {kept}, step {}){verdict}", s(&a["basis"]), s(&a["step"])))
+}
+
 pub fn header(v: &J) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "run {}  {}  ({})", s(&v["run_id"]), s(&v["runbook_id"]), s(&v["title"]));
     let _ = writeln!(out, "status:    {} ({} run, started by {})", s(&v["status"]), s(&v["mode"]), s(&v["started_by"]));
     let _ = writeln!(out, "incident:  {}", rfc3339(ms(&v["incident_at_ms"]).unwrap_or(0)));
     let _ = writeln!(out, "clock:     {}", rto_clock(v));
+    if let Some(rpo) = rpo_line(v) {
+        let _ = writeln!(out, "rpo:       {rpo}");
+    }
     if let Some(f) = v["failing"].as_str() {
         let _ = writeln!(out, "failure:   {f}");
     }
@@ -130,5 +152,26 @@ mod tests {
             rto_clock(&base("succeeded", json!(840_000), 900_000)),
             "recovered 14m after the incident of the 30m RTO"
         );
+    }
+
+    #[test]
+    fn rpo_line_table() {
+        let v = |rpo: J, achieved: J| json!({"rpo_ms": rpo, "rpo_achieved": achieved});
+        let measured =
+            |lost: i64| json!({"lost_ms": lost, "kept_until_ms": 0, "basis": "newest record kept", "step": "newest"});
+        assert_eq!(rpo_line(&v(J::Null, J::Null)), None, "no target and nothing measured: no line");
+        assert_eq!(
+            rpo_line(&v(json!(300_000), J::Null)).unwrap(),
+            "target 5m; not measured (no restore or newest-record step has succeeded)"
+        );
+        assert_eq!(
+            rpo_line(&v(json!(900_000), measured(312_000))).unwrap(),
+            "5m12s of data lost (newest record kept 1970-01-01T00:00:00Z, step newest) — within the 15m RPO"
+        );
+        assert_eq!(
+            rpo_line(&v(json!(300_000), measured(420_000))).unwrap(),
+            "7m of data lost (newest record kept 1970-01-01T00:00:00Z, step newest) — over the 5m RPO by 2m"
+        );
+        assert!(rpo_line(&v(J::Null, measured(0))).unwrap().starts_with("no data lost ("));
     }
 }

@@ -144,6 +144,12 @@ pub fn run_view(rb: &Runbook, rec: &RunRecord, events: &[LoggedEvent], now_ms: i
         "finished_at_ms": s.finished_at,
         "rto_ms": ms(rb.rto),
         "rpo_ms": ms(rb.rpo),
+        "rpo_achieved": ripcord_engine::measure::rpo(rb, s).map(|r| json!({
+            "lost_ms": r.lost_ms,
+            "kept_until_ms": r.kept_until,
+            "basis": r.basis.describe(),
+            "step": r.step,
+        })),
         "failing": s.failing,
         "params": params,
         "steps": steps,

@@ -16,6 +16,7 @@ pub mod catalogue;
 pub mod check;
 pub mod clock;
 pub mod duration;
+pub mod measure;
 pub mod plan;
 pub mod position;
 pub mod run;

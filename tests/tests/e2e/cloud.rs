@@ -312,6 +312,18 @@ fn mongo_pitr_switches_the_app_to_the_restored_cluster() {
     assert!(rpo["newest_at"].as_str().is_some_and(|t| !t.is_empty()), "{rpo}");
     let age = rpo["rpo_seconds"].as_i64().unwrap_or(-1);
     assert!((6 * 60 - 5..6 * 60 + 120).contains(&age), "newest message is 6 minutes old, rpo_seconds {age}");
+    // The run's RPO is measured from that newest record, against the incident.
+    let achieved = &v["rpo_achieved"];
+    assert_eq!(
+        (achieved["step"].as_str(), achieved["basis"].as_str()),
+        (Some("measure-rpo"), Some("newest record kept"))
+    );
+    let newest = ripcord_engine::clock::parse_rfc3339(rpo["newest_at"].as_str().unwrap_or_default()).expect("a time");
+    let incident = v["incident_at_ms"].as_i64().expect("incident");
+    assert_eq!(achieved["lost_ms"].as_i64(), Some(incident - newest), "{achieved}");
+    let show = text(&s.cluster.cli(OPERATOR, &["show", &run])).0;
+    let line = show.lines().find(|l| l.starts_with("rpo:")).unwrap_or_default();
+    assert!(line.contains("of data lost (newest record kept") && line.contains("over the 5m RPO by 1m"), "{show}");
 
     // The restart rolled the API; no escalation.
     assert!(s.kube.template_annotations(NS, DEPLOYMENT).contains_key("kubectl.kubernetes.io/restartedAt"));
