@@ -170,6 +170,14 @@ fn rdb_restore_with_appendonly_on_in_the_config_keeps_the_restored_keys() {
     let restore = &step(&v, "restore")["outputs"];
     assert_eq!(restore["keys"], 40);
     assert!(restore["backup"].as_str().unwrap().ends_with("dump-20261127.rdb"));
+    // The run's RPO comes from the backup's age when it was restored.
+    let achieved = &v["rpo_achieved"];
+    assert_eq!((achieved["step"].as_str(), achieved["basis"].as_str()), (Some("restore"), Some("RDB backup written")));
+    let written = step(&v, "restore")["finished_at_ms"].as_i64().unwrap()
+        - restore["backup_age_seconds"].as_i64().unwrap() * 1000;
+    assert_eq!(achieved["kept_until_ms"].as_i64(), Some(written), "{achieved}");
+    let incident = v["incident_at_ms"].as_i64().unwrap();
+    assert_eq!(achieved["lost_ms"].as_i64(), Some((incident - written).max(0)), "{achieved}");
     for item in 1..=3 {
         let out = s.cluster.cli(OPERATOR, &["approve", &run, "watch", "--item", &item.to_string()]);
         assert!(out.status.success(), "{:?}", text(&out));
