@@ -415,6 +415,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_target_is_refused_as_it_would_match_every_agent() {
+        let text = "id: t\ntitle: T\nparams:\n  hosts: { default: \"\" }\nsteps:\n  - {id: a, action: redis.ping, target: \"\", with: {instance: c}}\n  - {id: b, action: redis.ping, target: { selector: \" \", all: true }, with: {instance: c}}\n  - {id: c, action: redis.ping, target: \"{{ params.hosts }}\", with: {instance: c}}\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 3, "{e:#?}");
+        for (line, d) in [6, 7, 8].iter().zip(&e) {
+            assert!(
+                d.starts_with(&format!("{line}:")) && d.contains("an empty selector, which would match every agent"),
+                "{d}"
+            );
+        }
+    }
+
+    #[test]
     fn a_target_may_name_params_but_nothing_else() {
         let text = "id: t\ntitle: T\nparams:\n  hosts: { default: \"role=redis\" }\n  host: { required: true }\n  token: { secret: true, default: abc }\n  bad: { default: \"role=re dis\" }\nsteps:\n  - {id: a, action: redis.ping, target: \"{{ params.hosts }}\", with: {instance: c}}\n  - {id: b, action: redis.ping, target: { selector: \"role=redis,host={{ params.host }}\", all: true }, with: {instance: c}}\n  - {id: c, needs: [a], action: redis.ping, target: \"host={{ steps.a.pong }}\", with: {instance: c}}\n  - {id: d, action: redis.ping, target: \"host={{ params.token }}\", with: {instance: c}}\n  - {id: e, action: redis.ping, target: \"{{ params.bad }}\", with: {instance: c}}\n  - {id: f, action: redis.ping, target: \"host={{ params.hots }}\", with: {instance: c}}\n";
         assert_eq!(

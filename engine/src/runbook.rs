@@ -101,15 +101,23 @@ impl Target {
     }
 
     /// The selector with `params` filled in.
+    /// Never the empty selector, which would match every agent.
     pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, String> {
         if !self.is_templated() {
-            return self.selector.parse::<Selector>().map_err(|e| e.to_string());
+            return parse_target(&self.selector);
         }
         let text = crate::template::render(&self.selector, &crate::template::Params(params))
             .map_err(|e| format!("target \"{}\": {e}", self.selector))?
             .to_string();
-        text.parse::<Selector>().map_err(|e| format!("target \"{}\" gives {e}", self.selector))
+        parse_target(&text).map_err(|e| format!("target \"{}\" gives {e}", self.selector))
     }
+}
+
+fn parse_target(text: &str) -> Result<Selector, String> {
+    if text.trim().is_empty() {
+        return Err("an empty selector, which would match every agent; name labels (role=redis)".to_string());
+    }
+    text.parse::<Selector>().map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,18 +446,19 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
             let pos = node.get("target").map_or(node.pos, |t| t.get("selector").map_or(t.pos, |s| s.pos));
             // A selector that names params is checked with the templates
             // (check.rs) and again when a run starts.
-            let parsed = if sel.contains("{{") { Ok(()) } else { sel.parse::<Selector>().map(|_| ()) };
+            let parsed = if sel.contains("{{") { Ok(()) } else { parse_target(&sel).map(|_| ()) };
             match parsed {
                 Ok(()) => Some(Target { selector: sel, all, pos }),
                 Err(e) => {
-                    diags.push(Diagnostic::new(pos, e.to_string()));
+                    diags.push(Diagnostic::new(pos, format!("target: {e}")));
                     None
                 }
             }
         }
     };
     match (catalogue::place(&raw.action), &target) {
-        (Some(catalogue::Place::Agent), None) => diags.push(Diagnostic::new(
+        // A target given but not valid has its own diagnostic.
+        (Some(catalogue::Place::Agent), None) if node.get("target").is_none() => diags.push(Diagnostic::new(
             node.pos,
             format!(
                 "step \"{}\": action {} runs on an agent and needs a target (e.g. target: \"role=redis\")",

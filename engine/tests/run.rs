@@ -450,6 +450,9 @@ fn a_target_named_by_a_param_is_resolved_when_the_run_starts() {
         params: BTreeMap::from([("hosts".to_string(), Value::str("host=cache 2"))]),
         incident_at: None,
     };
+    let empty = NewRun { params: BTreeMap::from([("hosts".to_string(), Value::str(" "))]), ..new.clone() };
+    let Err(Rejected(e)) = start(&rb, empty, T0) else { panic!("an empty selector must refuse the run") };
+    assert!(e.contains("an empty selector, which would match every agent"), "{e}");
     let Err(Rejected(e)) = start(&rb, new, T0) else { panic!("a bad selector must refuse the run") };
     assert_eq!(
         e,
