@@ -52,8 +52,8 @@ pub fn rpo_line(v: &J) -> Option<String> {
     let target = ms(&v["rpo_ms"]);
     let a = &v["rpo_achieved"];
     let Some(lost) = ms(&a["lost_ms"]) else {
-        return target
-            .map(|t| format!("target {}; not measured (no restore or newest-record step has succeeded)", d(t)));
+        let when = if s(&v["status"]) == "running" { "yet" } else { "by this run" };
+        return target.map(|t| format!("target {}; not measured {when}", d(t)));
     };
     let verdict = match target {
         Some(t) if lost > t => format!(" — over the {} RPO by {}", d(t), d(lost - t)),
@@ -156,14 +156,14 @@ mod tests {
 
     #[test]
     fn rpo_line_table() {
-        let v = |rpo: J, achieved: J| json!({"rpo_ms": rpo, "rpo_achieved": achieved});
+        let v = |rpo: J, achieved: J| json!({"rpo_ms": rpo, "rpo_achieved": achieved, "status": "succeeded"});
         let measured =
             |lost: i64| json!({"lost_ms": lost, "kept_until_ms": 0, "basis": "newest record kept", "step": "newest"});
         assert_eq!(rpo_line(&v(J::Null, J::Null)), None, "no target and nothing measured: no line");
-        assert_eq!(
-            rpo_line(&v(json!(300_000), J::Null)).unwrap(),
-            "target 5m; not measured (no restore or newest-record step has succeeded)"
-        );
+        // An AOF repair, say: nothing reads back what was kept.
+        assert_eq!(rpo_line(&v(json!(300_000), J::Null)).unwrap(), "target 5m; not measured by this run");
+        let running = json!({"rpo_ms": 300_000, "rpo_achieved": null, "status": "running"});
+        assert_eq!(rpo_line(&running).unwrap(), "target 5m; not measured yet");
         assert_eq!(
             rpo_line(&v(json!(900_000), measured(312_000))).unwrap(),
             "5m12s of data lost (newest record kept 1970-01-01T00:00:00Z, step newest) — within the 15m RPO"
