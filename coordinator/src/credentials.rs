@@ -105,11 +105,21 @@ struct Entry {
 
 /// Every credential the coordinator holds. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Credentials(Arc<BTreeMap<String, Entry>>);
+pub struct Credentials(Arc<Held>);
+
+#[derive(Default)]
+struct Held {
+    entries: BTreeMap<String, Entry>,
+    /// Every written form of every password with the token that replaces
+    /// it, in the order [`Credentials::conceal_str`] replaces them: longest
+    /// password first, so that one that contains another is replaced whole.
+    /// Worked out once: concealing runs on every outcome.
+    forms: Vec<(Secret, String)>,
+}
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.0.entries.keys()).finish()
     }
 }
 
@@ -145,20 +155,30 @@ impl Credentials {
             }
             map.insert(name, Entry { user, password });
         }
-        Ok(Self(Arc::new(map)))
+        let mut by_length: Vec<(&String, &Entry)> = map.iter().collect();
+        by_length.sort_by_key(|(_, e)| std::cmp::Reverse(e.password.expose().len()));
+        let forms = by_length
+            .into_iter()
+            .flat_map(|(name, e)| {
+                written_forms(e.password.expose())
+                    .into_iter()
+                    .map(|(form, field)| (Secret::new(form), template::credential_token(name, field)))
+            })
+            .collect();
+        Ok(Self(Arc::new(Held { entries: map, forms })))
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.0.entries.contains_key(name)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
+        self.0.entries.keys().map(String::as_str)
     }
 
     /// The user and password named `name`, for a connection string.
     pub fn db(&self, name: &str) -> Result<DbCredentials, Error> {
-        let e = self.0.get(name).ok_or_else(|| Error::Unknown { name: name.into() })?;
+        let e = self.0.entries.get(name).ok_or_else(|| Error::Unknown { name: name.into() })?;
         let user = e.user.clone().ok_or_else(|| Error::NoUser { name: name.into() })?;
         Ok(DbCredentials { user, password: e.password.clone() })
     }
@@ -183,7 +203,7 @@ impl Credentials {
         let mut out = String::with_capacity(s.len());
         let mut at = 0;
         for (range, name, field) in tokens {
-            let e = self.0.get(&name).ok_or_else(|| Error::Unknown { name: name.clone() })?;
+            let e = self.0.entries.get(&name).ok_or_else(|| Error::Unknown { name: name.clone() })?;
             out.push_str(&s[at..range.start]);
             match field {
                 CredentialField::User => out.push_str(e.user.as_deref().ok_or(Error::NoUser { name })?),
@@ -210,15 +230,9 @@ impl Credentials {
 
     pub fn conceal_str(&self, s: &str) -> String {
         let mut out = defuse(s);
-        // Longest first, so that a password that contains another is
-        // replaced whole.
-        let mut entries: Vec<(&String, &Entry)> = self.0.iter().collect();
-        entries.sort_by_key(|(_, e)| std::cmp::Reverse(e.password.expose().len()));
-        for (name, e) in entries {
-            for (form, field) in written_forms(e.password.expose()) {
-                if out.contains(&form) {
-                    out = out.replace(&form, &template::credential_token(name, field));
-                }
+        for (form, token) in &self.0.forms {
+            if out.contains(form.expose()) {
+                out = out.replace(form.expose(), token);
             }
         }
         out
