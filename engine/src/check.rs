@@ -82,6 +82,12 @@ pub fn check_loaded(rb: &Runbook) -> Vec<Diagnostic> {
     diags
 }
 
+/// `{{ r }}` names param `name`, which the runbook does not declare.
+fn no_param(rb: &Runbook, r: &Ref, name: &str, pos: Pos) -> Diagnostic {
+    let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
+    Diagnostic::new(pos, format!("{{{{ {r} }}}}: no param \"{name}\"{}", suggest(name, &names)))
+}
+
 fn suggest(name: &str, ids: &[&str]) -> String {
     catalogue::closest(name, ids.iter().copied()).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
 }
@@ -116,10 +122,7 @@ fn check_template(
     };
     for (r, _) in refs {
         match &r {
-            Ref::Param(p) if rb.param(p).is_none() => {
-                let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
-                diags.push(Diagnostic::new(pos, format!("{{{{ {r} }}}}: no param \"{p}\"{}", suggest(p, &names))));
-            }
+            Ref::Param(p) if rb.param(p).is_none() => diags.push(no_param(rb, &r, p, pos)),
             Ref::Output { step: other, output } => {
                 let Some(src) = rb.step(other) else {
                     if rb.broken.contains(other) {
@@ -209,11 +212,7 @@ fn check_target(rb: &Runbook, t: &Target, diags: &mut Vec<Diagnostic>) {
         };
         match rb.param(name) {
             None => {
-                let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
-                diags.push(Diagnostic::new(
-                    t.pos,
-                    format!("{{{{ {r} }}}}: no param \"{name}\"{}", suggest(name, &names)),
-                ));
+                diags.push(no_param(rb, &r, name, t.pos));
                 all_known = false;
             }
             Some(p) if p.secret => {
