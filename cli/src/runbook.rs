@@ -81,8 +81,7 @@ pub fn render_plan(
             let needs: Vec<&str> = step.needs.iter().map(|(n, _)| n.as_str()).collect();
             let action = match &step.target {
                 Some(t) => {
-                    let resolved = params.and_then(|p| t.resolve(p).ok()).map(|s| s.to_string());
-                    format!("{} @ {}", step.action, resolved.unwrap_or_else(|| t.selector.clone()))
+                    format!("{} @ {}", step.action, params.map_or_else(|| t.selector.clone(), |p| t.resolved_text(p)))
                 }
                 None => step.action.clone(),
             };

@@ -92,10 +92,10 @@ pub fn run_view(rb: &Runbook, rec: &RunRecord, events: &[LoggedEvent], now_ms: i
                 "attempt": st.map_or(0, |x| x.attempt),
                 "max_attempts": def.retry.attempts,
                 "needs": def.needs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-                "target": def.target.as_ref().map(|t| {
-                    let selector = t.resolve(&s.params).map_or_else(|_| t.selector.clone(), |x| x.to_string());
-                    format!("{selector}{}", if t.all { " (all)" } else { "" })
-                }),
+                "target": def
+                    .target
+                    .as_ref()
+                    .map(|t| format!("{}{}", t.resolved_text(&s.params), if t.all { " (all)" } else { "" })),
                 "budget_ms": ms(def.budget),
                 "over_budget": st.is_some_and(|x| x.over_budget),
                 "started_at_ms": st.and_then(|x| x.started_at),

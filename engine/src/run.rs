@@ -254,8 +254,7 @@ impl TargetSpec {
     /// it starts; should one still not resolve, the selector goes as written
     /// and the agent dispatch refuses it with the parse error.
     fn of(t: &Target, params: &BTreeMap<String, Value>) -> Self {
-        let selector = t.resolve(params).map_or_else(|_| t.selector.clone(), |s| s.to_string());
-        TargetSpec { selector, all: t.all }
+        TargetSpec { selector: t.resolved_text(params), all: t.all }
     }
 }
 

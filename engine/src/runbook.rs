@@ -101,6 +101,12 @@ impl Target {
     }
 
     /// The selector with `params` filled in.
+    /// The selector to show and to send: with `params` filled in, or as
+    /// written where they do not make one (a run refuses to start then).
+    pub fn resolved_text(&self, params: &BTreeMap<String, Value>) -> String {
+        self.resolve(params).map_or_else(|_| self.selector.clone(), |s| s.to_string())
+    }
+
     /// Never the empty selector, which would match every agent.
     pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, String> {
         if !self.is_templated() {
