@@ -52,7 +52,7 @@ async fn action(
         return Outcome::Failed { error: e.to_string(), output: String::new() };
     }
     // Reading is safe to repeat and is not worth two fsyncs.
-    if READ_ONLY.contains(&a.action.as_str()) {
+    if ripcord_engine::registry::get(&a.action).is_some_and(|a| a.is_read_only()) {
         return perform(allow, id, &a, live).await;
     }
     let ticket = match journal.lookup(id) {
@@ -88,10 +88,6 @@ async fn action(
     }
     outcome
 }
-
-/// Actions that only read: repeated freely, so they skip the journal.
-const READ_ONLY: &[&str] =
-    &["redis.ping", "redis.dbsize", "redis.info", "service.status", "compose.logs", "file.newest"];
 
 async fn perform(allow: &Allowlist, id: &str, a: &ActionCommand, live: mpsc::UnboundedSender<String>) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&a.args_json) {

@@ -25,7 +25,7 @@
 //! write = false
 //! ```
 
-use ripcord_engine::catalogue;
+use ripcord_engine::{hint, registry};
 use ripcord_engine::duration;
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
@@ -170,7 +170,7 @@ pub struct Dir {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowSection {
-    /// Action names this agent performs (see `ripcord_engine::catalogue`).
+    /// Action names this agent performs (see `ripcord_engine::registry`).
     #[serde(default)]
     pub actions: Vec<String>,
     /// Services it may stop, start, restart and inspect.
@@ -204,10 +204,10 @@ impl Allowlist {
     pub fn from_section(section: AllowSection) -> Result<Self, String> {
         let mut actions = section.actions;
         for a in &actions {
-            if !catalogue::agent_actions().any(|k| k == a) {
-                let hint = match catalogue::place(a) {
+            if !registry::agent_actions().any(|k| k.name == a) {
+                let hint = match registry::get(a) {
                     Some(_) => " (it runs in the coordinator, not on agents)".to_string(),
-                    None => catalogue::closest(a, catalogue::agent_actions())
+                    None => hint::closest(a, registry::agent_actions().map(|k| k.name))
                         .map(|c| format!(" (did you mean \"{c}\"?)"))
                         .unwrap_or_default(),
                 };

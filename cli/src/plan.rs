@@ -4,6 +4,7 @@
 //! here is worked out from what the coordinator answered (its health and its
 //! fleet), so it is tested without one.
 
+use ripcord_engine::registry;
 use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
 use ripcord_proto::v1::AgentInfo;
@@ -16,16 +17,6 @@ pub struct Coordinator {
     fleet: BTreeMap<String, (Vec<String>, String)>,
     credentials: BTreeSet<String>,
     integrations: BTreeSet<String>,
-}
-
-/// The config section a coordinator-side action needs, if any.
-pub fn integration_of(action: &str) -> Option<&'static str> {
-    match action.split('.').next() {
-        Some("atlas") => Some("atlas"),
-        Some("k8s") => Some("kube"),
-        Some("aws") => Some("aws"),
-        _ => None,
-    }
 }
 
 impl Coordinator {
@@ -100,7 +91,7 @@ impl Coordinator {
             ));
         }
         if step.target.is_none()
-            && let Some(section) = integration_of(&step.action)
+            && let Some(section) = registry::get(&step.action).and_then(|a| a.section())
             && !self.integrations.contains(section)
         {
             notes.push(format!("NO [{section}] SECTION IN THE COORDINATOR CONFIG"));
@@ -229,14 +220,5 @@ steps:
         assert!(full.missing(&needed).is_empty());
         assert_eq!(full.credentials_line(&needed).unwrap(), "credentials named: chatdb");
         assert_eq!(full.credentials_line(&[]), None);
-    }
-
-    #[test]
-    fn sections_by_action() {
-        assert_eq!(integration_of("atlas.pitr_restore"), Some("atlas"));
-        assert_eq!(integration_of("k8s.set_env"), Some("kube"));
-        assert_eq!(integration_of("aws.update_secret"), Some("aws"));
-        assert_eq!(integration_of("http.check"), None);
-        assert_eq!(integration_of("mongo.count"), None);
     }
 }

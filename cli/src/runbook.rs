@@ -26,7 +26,7 @@ pub fn resolve(arg: &str) -> Result<Source, String> {
         return Ok(Source { name: arg.to_string(), text: text.to_string(), builtin: true });
     }
     let ids: Vec<&str> = ripcord_engine::builtin::ids().collect();
-    let hint = ripcord_engine::catalogue::closest(arg, ids.iter().copied())
+    let hint = ripcord_engine::hint::closest(arg, ids.iter().copied())
         .map(|c| format!(" (did you mean \"{c}\"?)"))
         .unwrap_or_default();
     Err(format!("no runbook file or built-in runbook \"{arg}\"{hint}; built-in: {}", ids.join(", ")))

@@ -6,12 +6,20 @@
 //! transaction and flushes it, and only then performs the effects and
 //! answers the callers. On start it resumes every unfinished run and
 //! performs again, with the same idempotency key, every effect that was
-//! committed but never acknowledged.
+//! committed but never acknowledged (for a finished run: only its notices,
+//! such as the one saying it finished).
+//!
+//! A commit that fails (an I/O error, a full disk) stops the driver with
+//! the error; `crate::run` then stops the coordinator, which exits non-zero
+//! so that its supervisor restarts it and the runs resume from what was
+//! committed.
 
 use crate::integrations::{Outcome, Performer, Request};
 use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
 use ripcord_engine::clock::Millis;
-use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, NewRun, RunState, Transition};
+use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, Key, NewRun, RunState, Transition};
+use ripcord_engine::value::Value;
+use std::collections::BTreeMap;
 use ripcord_engine::runbook::Runbook;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,9 +172,15 @@ impl Driver {
         for record in self.store.runs()? {
             let pending = self.store.pending_effects(&record.state.id)?;
             if record.state.status.is_finished() {
-                if !pending.is_empty() {
-                    let ids: Vec<String> = pending.into_iter().map(|(id, _)| id).collect();
+                // Its notices still go out; its timers and actions are moot.
+                let (notices, moot): (Vec<_>, Vec<_>) =
+                    pending.into_iter().partition(|(_, e)| matches!(e, Effect::Notify { .. }));
+                if !moot.is_empty() {
+                    let ids: Vec<String> = moot.into_iter().map(|(id, _)| id).collect();
                     self.store.commit(&[Commit { record: &record, events: &[], new_effects: &[], acked: &ids }])?;
+                }
+                for (id, effect) in notices {
+                    self.perform(id, effect);
                 }
                 continue;
             }
@@ -180,8 +194,8 @@ impl Driver {
             info!(run = %record.state.id, runbook = %record.state.runbook_id, effects = pending.len(), "resuming run");
             let id = record.state.id.clone();
             self.live.insert(id, Live { rb, record });
-            for (_, effect) in pending {
-                self.perform(effect);
+            for (id, effect) in pending {
+                self.perform(id, effect);
             }
             resumed += 1;
         }
@@ -306,6 +320,12 @@ impl Driver {
             live.record.next_event += 1;
             let mut e = e;
             e.message = redact(&e.message, &secrets);
+            if let Some(error) = e.facts.error.take() {
+                e.facts.error = Some(redact(&error, &secrets));
+            }
+            if let Some(note) = e.facts.note.take() {
+                e.facts.note = Some(redact(&note, &secrets));
+            }
             let step = e.step.as_deref().unwrap_or("-");
             match e.kind {
                 EventKind::Ignored => debug!(run = %run_id, step, "{}", e.message),
@@ -318,7 +338,13 @@ impl Driver {
         }
         live.record.state = t.state;
         batch.records.insert(run_id.to_string(), live.record.clone());
-        batch.effects.extend(t.effects);
+        batch.effects.extend(t.effects.into_iter().map(|e| match e {
+            Effect::Notify { run, name, mut notice } => {
+                notice.text = redact(&notice.text, &secrets);
+                Effect::Notify { run, name, notice }
+            }
+            other => other,
+        }));
         batch.acked.extend(acked);
     }
 
@@ -338,7 +364,7 @@ impl Driver {
             events.entry(run.as_str()).or_default().push(e.clone());
         }
         for e in &batch.effects {
-            if let Some((id, _)) = batch.records.get_key_value(&e.key().run) {
+            if let Some((id, _)) = batch.records.get_key_value(e.run()) {
                 effects.entry(id.as_str()).or_default().push(e.clone());
             }
         }
@@ -373,7 +399,7 @@ impl Driver {
             }
         }
         for e in batch.effects {
-            self.perform(e);
+            self.perform(effect_id(&e), e);
         }
         for r in batch.replies {
             r(true);
@@ -381,15 +407,17 @@ impl Driver {
         Ok(())
     }
 
-    /// Performs one committed effect in the background; its outcome comes
-    /// back as a message.
-    fn perform(&self, effect: Effect) {
+    /// Performs one committed effect (stored as `id`) in the background;
+    /// its outcome comes back as a message.
+    fn perform(&self, id: String, effect: Effect) {
         let Some(tx) = self.tx.upgrade() else { return };
-        let id = effect_id(&effect);
+        let run_id = effect.run().to_string();
+        let done = move |input| async move {
+            let _ = tx.send(Msg::Done { effect: id, run_id, input }).await;
+        };
         match effect {
             Effect::Perform { key, action, args, target, timeout_ms } => {
                 let performer = Arc::clone(&self.performer);
-                let run_id = key.run.clone();
                 debug!(key = %key, action = %action, "performing");
                 tokio::spawn(async move {
                     let step = key.step.clone();
@@ -399,20 +427,59 @@ impl Driver {
                         Outcome::Succeeded(outputs) => Input::Succeeded { step, attempt, outputs },
                         Outcome::Failed(error) => Input::Failed { step, attempt, error },
                     };
-                    let _ = tx.send(Msg::Done { effect: id, run_id, input }).await;
+                    done(input).await;
                 });
             }
             Effect::Timer { key, kind, at } => {
-                let delay = u64::try_from(at - self.now()).unwrap_or(0);
+                let delay = self.until(at);
                 tokio::spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                    let input = Input::Timer { step: key.step, attempt: key.attempt, kind };
-                    let _ = tx.send(Msg::Done { effect: id, run_id: key.run, input }).await;
+                    tokio::time::sleep(delay).await;
+                    done(Input::Timer { step: key.step, attempt: key.attempt, kind }).await;
+                });
+            }
+            Effect::RunTimer { timer, at, .. } => {
+                let delay = self.until(at);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    done(Input::RunTimer { timer }).await;
+                });
+            }
+            Effect::Notify { run, name, notice } => {
+                let performer = Arc::clone(&self.performer);
+                debug!(run = %run, notice = %name, "notifying");
+                tokio::spawn(async move {
+                    // The notice's name is its idempotency key: a receiver
+                    // that honours it sees one message however often this
+                    // is sent again after a restart.
+                    let key = Key { run, step: name.clone(), attempt: 0 };
+                    let mut args = BTreeMap::new();
+                    args.insert("webhook".to_string(), Value::Str(notice.webhook));
+                    args.insert("text".to_string(), Value::Str(notice.text));
+                    let request = Request {
+                        key,
+                        action: "notify".into(),
+                        args: Value::Map(args),
+                        target: None,
+                        timeout_ms: Some(NOTIFY_TIMEOUT_MS),
+                    };
+                    let error = match performer.perform(request).await {
+                        Outcome::Succeeded(_) => None,
+                        Outcome::Failed(e) => Some(e),
+                    };
+                    done(Input::Notified { name, error }).await;
                 });
             }
         }
     }
+
+    /// How long from now until `at`, by the driver's clock.
+    fn until(&self, at: Millis) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0))
+    }
 }
+
+/// How long one notice may take to deliver.
+const NOTIFY_TIMEOUT_MS: u64 = 30_000;
 
 fn input_name(i: &Input) -> &'static str {
     match i {
@@ -423,6 +490,8 @@ fn input_name(i: &Input) -> &'static str {
         Input::Confirm { .. } => "confirm",
         Input::Abort { .. } => "abort",
         Input::Retry { .. } => "retry",
+        Input::RunTimer { .. } => "run timer",
+        Input::Notified { .. } => "notified",
     }
 }
 

@@ -1,13 +1,14 @@
 //! Every action's arguments as a typed struct, and the outputs it promises.
 //!
-//! `check_args` reads a step's `with:` into the action's struct (templates
-//! stand in for numbers and booleans), so a wrong or misspelt argument is a
-//! `runbook check` error with its position. `outputs` lists what later steps
-//! may reference as `{{ steps.ID.OUTPUT }}`.
+//! The registry (`crate::registry`) names each action's struct: a step's
+//! `with:` is read into it (templates stand in for numbers and booleans), so
+//! a wrong or misspelt argument is a `runbook check` error with its
+//! position.
 //!
 //! The performers live elsewhere: in the coordinator for coordinator
 //! actions, in the agent for agent actions.
 
+use crate::registry;
 use crate::yaml::{self, Node};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -105,128 +106,35 @@ args! {
     FileNewest { dir: String, pattern: String }
 }
 
-fn read<T: for<'de> Deserialize<'de>>(with: &Node) -> Result<(), yaml::Error> {
-    yaml::from_node::<T>(with, true).map(|_| ())
+/// `wait`: its duration must parse (unless a template fills it in).
+pub(crate) fn check_wait(with: &Node) -> Result<(), yaml::Error> {
+    let w: Wait = yaml::from_node(with, true)?;
+    if !w.duration.contains("{{") {
+        crate::duration::parse(&w.duration)
+            .map_err(|e| yaml::Error::at(with.get("duration").map_or(with.pos, |n| n.pos), e.to_string()))?;
+    }
+    Ok(())
 }
 
-/// Reads `with` as the arguments of `action`. Unknown actions are the
-/// caller's concern (see `catalogue`).
-pub fn check_args(action: &str, with: &Node) -> Result<(), yaml::Error> {
-    match action {
-        "noop" => read::<Noop>(with),
-        "wait" => {
-            let w: Wait = yaml::from_node(with, true)?;
-            if !w.duration.contains("{{") {
-                crate::duration::parse(&w.duration)
-                    .map_err(|e| yaml::Error::at(with.get("duration").map_or(with.pos, |n| n.pos), e.to_string()))?;
-            }
-            Ok(())
-        }
-        "approve" => read::<Approve>(with),
-        "checklist" => {
-            let c: Checklist = yaml::from_node(with, true)?;
-            if let Some(crate::yaml::Kind::Seq(items)) = with.get("items").map(|n| &n.kind) {
-                for (item, node) in c.items.iter().zip(items) {
-                    if let Some(check) = &item.check {
-                        let check_node = node.get("check").unwrap_or(node);
-                        if crate::catalogue::place(&check.action) != Some(crate::catalogue::Place::Coordinator)
-                            && crate::catalogue::place(&check.action) != Some(crate::catalogue::Place::Either)
-                        {
-                            return Err(yaml::Error::at(
-                                check_node.get("action").map_or(check_node.pos, |n| n.pos),
-                                format!(
-                                    "checklist checks run in the coordinator; \"{}\" is not a coordinator action",
-                                    check.action
-                                ),
-                            ));
-                        }
-                        let empty = Node { pos: check_node.pos, kind: crate::yaml::Kind::Map(vec![]) };
-                        check_args(&check.action, check_node.get("with").unwrap_or(&empty))?;
-                    }
-                }
-            }
-            Ok(())
-        }
-        "notify" => read::<Notify>(with),
-        "http.check" => read::<HttpCheck>(with),
-        "atlas.create_cluster_like" => read::<AtlasCreateClusterLike>(with),
-        "atlas.wait_cluster" => read::<AtlasWaitCluster>(with),
-        "atlas.pitr_restore" => read::<AtlasPitrRestore>(with),
-        "atlas.snapshot_restore" => read::<AtlasSnapshotRestore>(with),
-        "atlas.wait_restore" => read::<AtlasWaitRestore>(with),
-        "atlas.connection_string" => read::<AtlasConnectionString>(with),
-        "atlas.take_snapshot" => read::<AtlasTakeSnapshot>(with),
-        "atlas.delete_cluster" => read::<AtlasDeleteCluster>(with),
-        "mongo.count" => read::<MongoCount>(with),
-        "mongo.indexes_check" => read::<MongoIndexesCheck>(with),
-        "mongo.rebuild_index" => read::<MongoRebuildIndex>(with),
-        "mongo.newest" => read::<MongoNewest>(with),
-        "aws.update_secret" => read::<AwsUpdateSecret>(with),
-        "aws.restore_secret" => read::<AwsRestoreSecret>(with),
-        "k8s.set_env" => read::<K8sSetEnv>(with),
-        "k8s.rollout_restart" => read::<K8sRolloutRestart>(with),
-        "k8s.rollout_wait" => read::<K8sRolloutWait>(with),
-        "k8s.logs" => read::<K8sLogs>(with),
-        "k8s.pods_ready" => read::<K8sPodsReady>(with),
-        "service.stop" | "service.start" | "service.restart" | "service.status" => read::<Service>(with),
-        "compose.restart" | "compose.stop" | "compose.start" => read::<Compose>(with),
-        "compose.logs" => read::<ComposeLogs>(with),
-        "redis.check_aof" | "redis.ping" | "redis.dbsize" => read::<RedisInstance>(with),
-        "redis.restore_rdb" => read::<RedisRestoreRdb>(with),
-        "redis.info" => read::<RedisInfo>(with),
-        "redis.config_set" => read::<RedisConfigSet>(with),
-        "redis.delete_pattern" => read::<RedisDeletePattern>(with),
-        "file.copy" => read::<FileCopy>(with),
-        "file.newest" => read::<FileNewest>(with),
-        _ => Ok(()),
+/// `checklist`: an item's automated check is a coordinator action with its
+/// own arguments.
+pub(crate) fn check_checklist(with: &Node) -> Result<(), yaml::Error> {
+    let c: Checklist = yaml::from_node(with, true)?;
+    let Some(crate::yaml::Kind::Seq(items)) = with.get("items").map(|n| &n.kind) else { return Ok(()) };
+    for (item, node) in c.items.iter().zip(items) {
+        let Some(check) = &item.check else { continue };
+        let check_node = node.get("check").unwrap_or(node);
+        let action = registry::get(&check.action).filter(|a| a.integration().is_some());
+        let Some(action) = action else {
+            return Err(yaml::Error::at(
+                check_node.get("action").map_or(check_node.pos, |n| n.pos),
+                format!("checklist checks run in the coordinator; \"{}\" is not a coordinator action", check.action),
+            ));
+        };
+        let empty = Node { pos: check_node.pos, kind: crate::yaml::Kind::Map(vec![]) };
+        action.check_args(check_node.get("with").unwrap_or(&empty))?;
     }
-}
-
-/// What a step of `action` produces, for `{{ steps.ID.OUTPUT }}`.
-pub fn outputs(action: &str) -> &'static [&'static str] {
-    match action {
-        "approve" => &["approved_by", "note"],
-        "checklist" => &["confirmed_by"],
-        "notify" => &["status"],
-        "http.check" => &["status", "latency_ms", "body", "attempts"],
-        "atlas.create_cluster_like" => &["name", "state", "region", "mongo_version"],
-        "atlas.wait_cluster" => &["state"],
-        "atlas.pitr_restore" | "atlas.snapshot_restore" => &["job_id", "target", "snapshot_id", "restore_point"],
-        "atlas.wait_restore" => &["finished_at", "job_id"],
-        "atlas.connection_string" => &["connection_string", "host"],
-        "atlas.take_snapshot" => &["snapshot_id"],
-        "atlas.delete_cluster" => &["deleted"],
-        "mongo.count" => &["counts", "total"],
-        "mongo.indexes_check" => &["ok", "missing", "problems", "live"],
-        "mongo.rebuild_index" => &["name", "dropped"],
-        "mongo.newest" => &["newest_at", "rpo_seconds", "age_seconds"],
-        "aws.update_secret" => &["version_id", "previous_version_id", "keys_changed"],
-        "aws.restore_secret" => &["version_id", "restored_from", "replaced_version_id", "unchanged"],
-        "k8s.set_env" => &["generation", "changed"],
-        "k8s.rollout_restart" => &["restarted_at"],
-        "k8s.rollout_wait" => &["ready_replicas"],
-        "k8s.logs" => &["lines"],
-        "k8s.pods_ready" => &["ready", "total"],
-        "service.stop" | "service.start" | "service.restart" | "service.status" => &["state"],
-        "compose.logs" => &["lines"],
-        "redis.check_aof" => &["bytes_discarded", "keys_before", "keys_after", "backup_path"],
-        "redis.restore_rdb" => &["backup", "backup_age_seconds", "keys"],
-        "redis.ping" => &["pong"],
-        "redis.dbsize" => &["keys"],
-        "redis.info" => &[
-            "used_memory",
-            "used_memory_human",
-            "maxmemory",
-            "maxmemory_policy",
-            "instantaneous_ops_per_sec",
-            "fields",
-        ],
-        "redis.config_set" => &["previous"],
-        "redis.delete_pattern" => &["matched", "deleted"],
-        "file.copy" => &["sha256", "bytes"],
-        "file.newest" => &["path", "age_seconds"],
-        _ => &[],
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -234,7 +142,8 @@ mod tests {
     use super::*;
 
     fn check(action: &str, with: &str) -> Result<(), String> {
-        check_args(action, &yaml::parse(with).unwrap()).map_err(|e| e.to_string())
+        let action = registry::get(action).unwrap();
+        action.check_args(&yaml::parse(with).unwrap()).map_err(|e| e.to_string())
     }
 
     #[test]

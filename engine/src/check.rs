@@ -2,8 +2,8 @@
 //! handlers, and every template reference (a reference to a missing param,
 //! step or output is an error here, not a surprise at 3 a.m.).
 
-use crate::actions;
-use crate::catalogue;
+use crate::hint;
+use crate::registry;
 use crate::runbook::{Diagnostic, OnFailure, Runbook, Step, Target, load_partial};
 use crate::template::{self, Ref};
 use crate::yaml::{Kind, Node, Pos};
@@ -89,7 +89,7 @@ fn no_param(rb: &Runbook, r: &Ref, name: &str, pos: Pos) -> Diagnostic {
 }
 
 fn suggest(name: &str, ids: &[&str]) -> String {
-    catalogue::closest(name, ids.iter().copied()).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
+    hint::closest(name, ids.iter().copied()).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
 }
 
 /// Every string in `n`, with its position.
@@ -135,7 +135,7 @@ fn check_template(
                     ));
                     continue;
                 };
-                let outs = actions::outputs(&src.action);
+                let outs = registry::get(&src.action).map_or(&[][..], |a| a.outputs);
                 if !outs.contains(&output.as_str()) {
                     let list = if outs.is_empty() { "none".to_string() } else { outs.join(", ") };
                     diags.push(Diagnostic::new(
@@ -164,7 +164,7 @@ fn check_template(
 /// The same rule `integrations::Actions` applies when it performs: an
 /// action that takes credentials, run by the coordinator (no target).
 fn takes_credentials(step: &Step) -> bool {
-    step.target.is_none() && catalogue::takes_credentials(&step.action)
+    step.target.is_none() && registry::takes_credentials(&step.action)
 }
 
 /// Where a `{{ credentials.… }}` reference may stand.
@@ -177,13 +177,10 @@ fn check_credentials(step: &Step, s: &str, pos: Pos, in_when: bool, diags: &mut 
             "a when: condition cannot test a credential".to_string()
         } else if takes_credentials(step) {
             continue;
-        } else if step.target.is_some() || catalogue::place(&step.action) == Some(catalogue::Place::Agent) {
+        } else if step.target.is_some() || registry::get(&step.action).is_some_and(|a| a.on_agent()) {
             format!("{} runs on an agent, and credentials are never sent to agents", step.action)
         } else {
-            format!(
-                "{} cannot be given a credential (only http.check, mongo.*, aws.update_secret and k8s.set_env can)",
-                step.action
-            )
+            format!("{} cannot be given a credential (only {} can)", step.action, registry::credential_takers())
         };
         diags.push(Diagnostic::new(pos, format!("{{{{ {r} }}}}: {why}")));
     }

@@ -12,13 +12,16 @@
 pub mod actions;
 pub mod auth;
 pub mod builtin;
-pub mod catalogue;
 pub mod check;
 pub mod clock;
 pub mod duration;
+pub mod hint;
 pub mod measure;
+pub mod notify;
+pub mod model;
 pub mod plan;
 pub mod position;
+pub mod registry;
 pub mod run;
 pub mod runbook;
 pub mod selector;

@@ -6,9 +6,9 @@
 //! runbook check` can show them all at once. `check.rs` adds the checks that
 //! need the whole runbook (DAG, templates).
 
-use crate::actions;
-use crate::catalogue;
 use crate::duration;
+use crate::hint;
+use crate::registry::{self, Runs};
 use crate::selector::Selector;
 use crate::template::Condition;
 use crate::value::Value;
@@ -53,6 +53,8 @@ pub struct Runbook {
     pub rpo: Option<Duration>,
     pub params: Vec<Param>,
     pub steps: Vec<Step>,
+    /// Where the run's notices go (`notify:`), if anywhere.
+    pub notify: Option<crate::notify::Notifications>,
     /// Ids of steps that did not load (only while checking a broken runbook).
     pub broken: Vec<String>,
 }
@@ -186,6 +188,8 @@ struct RawRunbook {
     _params: Option<BTreeMap<String, IgnoredAny>>,
     #[serde(rename = "steps")]
     _steps: Vec<IgnoredAny>,
+    #[serde(default, rename = "notify")]
+    _notify: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +312,8 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
         }
     }
 
+    let notify = root.get("notify").and_then(|n| crate::notify::load(n, &params, &mut diags));
+
     let mut steps: Vec<Step> = Vec::new();
     let mut broken = Vec::new();
     if let Some(Node { kind: Kind::Seq(items), .. }) = root.get("steps") {
@@ -340,7 +346,7 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
         diags.push(Diagnostic::new(pos, "a runbook needs at least one step"));
     }
     diags.sort_by_key(|d| d.pos);
-    Ok((Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, broken }, diags))
+    Ok((Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, notify, broken }, diags))
 }
 
 fn load_param(name: &str, pos: Pos, node: &Node) -> Result<Param, Vec<Diagnostic>> {
@@ -411,15 +417,16 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
         diags.push(Diagnostic::new(pos_of("id"), format!("step id \"{}\": {STEP_ID_HINT}", raw.id)));
     }
     let action_pos = pos_of("action");
-    if catalogue::place(&raw.action).is_none() {
-        let hint = catalogue::closest(&raw.action, catalogue::ACTIONS.iter().map(|(n, _)| *n))
+    let action = registry::get(&raw.action);
+    if action.is_none() {
+        let hint = hint::closest(&raw.action, registry::names())
             .map(|c| format!(" (did you mean \"{c}\"?)"))
             .unwrap_or_default();
         diags.push(Diagnostic::new(action_pos, format!("unknown action \"{}\"{hint}", raw.action)));
     }
     let with = node.get("with").cloned().unwrap_or(Node { pos: node.pos, kind: Kind::Map(Vec::new()) });
-    if catalogue::place(&raw.action).is_some()
-        && let Err(e) = actions::check_args(&raw.action, &with)
+    if let Some(a) = action
+        && let Err(e) = a.check_args(&with)
     {
         diags.push(e.into());
     }
@@ -462,16 +469,16 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
             }
         }
     };
-    match (catalogue::place(&raw.action), &target) {
+    match (action.map(|a| a.runs), &target) {
         // A target given but not valid has its own diagnostic.
-        (Some(catalogue::Place::Agent), None) if node.get("target").is_none() => diags.push(Diagnostic::new(
+        (Some(Runs::Agent), None) if node.get("target").is_none() => diags.push(Diagnostic::new(
             node.pos,
             format!(
                 "step \"{}\": action {} runs on an agent and needs a target (e.g. target: \"role=redis\")",
                 raw.id, raw.action
             ),
         )),
-        (Some(catalogue::Place::Coordinator), Some(_)) => diags.push(Diagnostic::new(
+        (Some(Runs::Coordinator(_) | Runs::Engine), Some(_)) => diags.push(Diagnostic::new(
             pos_of("target"),
             format!("action {} runs in the coordinator; remove target", raw.action),
         )),
@@ -505,7 +512,7 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
             (n.clone(), p)
         })
         .collect();
-    let fatal = catalogue::place(&raw.action).is_none()
+    let fatal = action.is_none()
         || raw.id.is_empty()
         || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if fatal {

@@ -227,7 +227,7 @@ fn enrich(mut e: Error) -> Error {
             && let Some((name, expected)) = rest.split_once("`, expected ")
         {
             let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            if let Some(best) = crate::catalogue::closest(name, candidates.iter().copied()) {
+            if let Some(best) = crate::hint::closest(name, candidates.iter().copied()) {
                 e.message = format!(
                     "{prefix}{name}` (did you mean `{best}`?); expected {}",
                     expected.trim_start_matches("one of ")

@@ -4,7 +4,7 @@
 //! the end on every branch of their `when:` conditions when every action
 //! succeeds.
 
-use ripcord_engine::actions;
+use ripcord_engine::registry;
 use ripcord_engine::check::check;
 use ripcord_engine::plan::plan;
 use ripcord_engine::run::{
@@ -204,7 +204,7 @@ fn simulate(rb: &Runbook, params: &[(&str, Value)], fail: &[&str]) -> (RunState,
                     if fail.contains(&key.step.as_str()) {
                         Input::Failed { step: key.step, attempt: key.attempt, error: "simulated failure".into() }
                     } else {
-                        let outputs = actions::outputs(&action)
+                        let outputs = registry::get(&action).map_or(&[][..], |a| a.outputs)
                             .iter()
                             .map(|o| {
                                 let v = if *o == "ok" { Value::Bool(true) } else { Value::str(format!("<{o}>")) };
@@ -218,7 +218,8 @@ fn simulate(rb: &Runbook, params: &[(&str, Value)], fail: &[&str]) -> (RunState,
                     now = now.max(at);
                     Input::Timer { step: key.step, attempt: key.attempt, kind }
                 }
-                Effect::Timer { .. } => continue,
+                Effect::Timer { .. } | Effect::RunTimer { .. } => continue,
+                Effect::Notify { name, .. } => Input::Notified { name, error: None },
             }
         } else {
             let Some((id, st)) = state.steps.iter().find(|(_, s)| s.status == StepStatus::Waiting) else { break };

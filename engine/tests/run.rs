@@ -288,7 +288,7 @@ fn templates_resolve_params_outputs_and_incident_times() {
         outputs: [("snapshot_id".to_string(), Value::str("snap-9"))].into(),
     })
     .unwrap();
-    let Effect::Perform { args, .. } = s.effects.iter().find(|e| e.key().step == "b").unwrap() else { panic!() };
+    let Effect::Perform { args, .. } = s.effects.iter().find(|e| matches!(e, Effect::Perform { key, .. } if key.step == "b")).unwrap() else { panic!() };
     assert_eq!(args.get("text"), Some(&Value::str("snap-9 at 2027-01-15T07:55:00Z for abcdef12")));
     s.ok("b");
     assert_eq!(s.status("c"), "skipped");
@@ -396,6 +396,11 @@ mod property {
                         now = now.max(at);
                         Input::Timer { step: key.step, attempt: key.attempt, kind }
                     }
+                    Effect::RunTimer { timer, at, .. } => {
+                        now = now.max(at);
+                        Input::RunTimer { timer }
+                    }
+                    Effect::Notify { name, .. } => Input::Notified { name, error: None },
                 };
                 let t = apply(&rb, &state, &input, now).unwrap();
                 check_new(&t.effects, &t.state, &mut performed);

@@ -65,18 +65,48 @@ pub fn arg_bool(args: &Value, name: &str) -> Result<Option<bool>, String> {
     }
 }
 
+/// The implementations, by kind. [`handler`] is the agent's side of the
+/// action registry (`ripcord_engine::registry`): a table test proves it
+/// names every action the registry says agents run, and no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    Service,
+    Compose,
+    Redis,
+    FileCopy,
+    FileNewest,
+}
+
+fn handler(action: &str) -> Option<Handler> {
+    Some(match action {
+        "service.stop" | "service.start" | "service.restart" | "service.status" => Handler::Service,
+        "compose.restart" | "compose.stop" | "compose.start" | "compose.logs" => Handler::Compose,
+        "redis.ping"
+        | "redis.dbsize"
+        | "redis.info"
+        | "redis.config_set"
+        | "redis.delete_pattern"
+        | "redis.check_aof"
+        | "redis.restore_rdb" => Handler::Redis,
+        "file.copy" => Handler::FileCopy,
+        "file.newest" => Handler::FileNewest,
+        _ => return None,
+    })
+}
+
 /// Performs `action`. The allowlist is checked first, then by each action
 /// for its resources.
 pub async fn perform(action: &str, args: &Value, ctx: &Ctx<'_>) -> Result<Outputs, String> {
     ctx.allow.check_action(action).map_err(|e| e.to_string())?;
-    match action {
-        "service.stop" | "service.start" | "service.restart" | "service.status" => {
+    let Some(h) = handler(action) else { return Err(format!("action {action} is not performed by agents")) };
+    match h {
+        Handler::Service => {
             let name = arg_str(args, "service")?;
             let svc = ctx.allow.service(name).map_err(|e| e.to_string())?;
             let verb = action.trim_start_matches("service.");
             service::control(ctx, svc, verb).await
         }
-        "compose.restart" | "compose.stop" | "compose.start" | "compose.logs" => {
+        Handler::Compose => {
             let svc =
                 ctx.allow.compose(arg_str(args, "project")?, arg_str(args, "service")?).map_err(|e| e.to_string())?;
             let verb = action.trim_start_matches("compose.");
@@ -87,18 +117,31 @@ pub async fn perform(action: &str, args: &Value, ctx: &Ctx<'_>) -> Result<Output
                 service::control(ctx, svc, verb).await
             }
         }
-        "redis.ping"
-        | "redis.dbsize"
-        | "redis.info"
-        | "redis.config_set"
-        | "redis.delete_pattern"
-        | "redis.check_aof"
-        | "redis.restore_rdb" => {
+        Handler::Redis => {
             let inst = ctx.allow.redis(arg_str(args, "instance")?).map_err(|e| e.to_string())?;
             redis::perform(action, inst, args, ctx).await
         }
-        "file.copy" => files::copy(ctx, arg_str(args, "from")?, arg_str(args, "to")?).await,
-        "file.newest" => files::newest(ctx, arg_str(args, "dir")?, arg_str(args, "pattern")?).await,
-        other => Err(format!("action {other} is not performed by agents")),
+        Handler::FileCopy => files::copy(ctx, arg_str(args, "from")?, arg_str(args, "to")?).await,
+        Handler::FileNewest => files::newest(ctx, arg_str(args, "dir")?, arg_str(args, "pattern")?).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ripcord_engine::registry;
+
+    #[test]
+    fn the_agent_implements_exactly_the_actions_the_registry_gives_it() {
+        for a in registry::ACTIONS {
+            assert_eq!(
+                handler(a.name).is_some(),
+                a.on_agent(),
+                "{}: the registry says it runs {:?}, the agent {} it",
+                a.name,
+                a.runs,
+                if handler(a.name).is_some() { "implements" } else { "does not implement" }
+            );
+        }
     }
 }

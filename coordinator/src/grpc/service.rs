@@ -252,7 +252,7 @@ impl control_server::Control for Service {
         let (source, text) = if req.runbook_text.is_empty() {
             let text = ripcord_engine::builtin::get(&req.runbook).ok_or_else(|| {
                 let ids: Vec<&str> = ripcord_engine::builtin::ids().collect();
-                let hint = ripcord_engine::catalogue::closest(&req.runbook, ids.iter().copied())
+                let hint = ripcord_engine::hint::closest(&req.runbook, ids.iter().copied())
                     .map(|c| format!(" (did you mean \"{c}\"?)"))
                     .unwrap_or_default();
                 Status::not_found(format!(
@@ -317,8 +317,10 @@ impl control_server::Control for Service {
         let rec = self.runs.get(&request.get_ref().run_id).map_err(status)?;
         let rb = Self::runbook_of(&rec)?;
         let events = self.runs.events(&rec.state.id).map_err(status)?;
-        let view = crate::view::run_view(&rb, &rec, &events, crate::fleet::now_ms());
-        Ok(Response::new(GetRunResponse { view_json: view.to_string() }))
+        let view = crate::view::run_view(&rb, &rec, &events, ripcord_pki::clock::now_ms());
+        let reply =
+            convert::run_view(&view).map_err(|e| Status::internal(format!("cannot encode the run view: {e}")))?;
+        Ok(Response::new(reply))
     }
 
     async fn approve_step(&self, request: Request<ApproveStepRequest>) -> Result<Response<OperatorResponse>, Status> {

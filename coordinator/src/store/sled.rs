@@ -1,23 +1,22 @@
-//! Durable state in sled: the fleet (one record per agent ever seen) and
-//! the runs (each an append-only event log, its current state, and the
-//! effects committed but not yet acknowledged).
-//!
-//! Every value is JSON with a `format` number, because sled's on-disk format
-//! and our record shapes both change over time and an old database must be
-//! refused clearly rather than misread.
+//! The sled storage: one tree per kind of record, JSON values.
 
-use ripcord_engine::run::{Actor, Effect, Event, RunState};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use super::{AgentRecord, Commit, Error, LoggedEvent, RunRecord, Storage, AGENT_FORMAT, decode_run, effect_id};
+use ripcord_engine::run::Effect;
+use std::path::Path;
+
+const FLEET_TREE: &str = "fleet.v1";
+const RUNS_TREE: &str = "runs.v1";
+const EVENTS_TREE: &str = "run-events.v1";
+const EFFECTS_TREE: &str = "run-effects.v1";
 
 mod erased {
     /// Serialise anything to JSON bytes, errors as text.
     pub trait Json {
-        fn to_json(&self) -> Result<Vec<u8>, String>;
+        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
     }
     impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<Vec<u8>, String> {
-            serde_json::to_vec(self).map_err(|e| e.to_string())
+        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+            serde_json::to_vec(self)
         }
     }
 }
@@ -28,70 +27,9 @@ fn event_key(run_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-fn decode_run(id: &str, v: &[u8]) -> Result<RunRecord, Error> {
-    let rec: RunRecord =
-        serde_json::from_slice(v).map_err(|e| Error::Corrupt { key: id.to_string(), reason: e.to_string() })?;
-    if rec.format != RUN_FORMAT {
-        return Err(Error::Corrupt { key: id.to_string(), reason: format!("unknown run format {}", rec.format) });
-    }
-    Ok(rec)
-}
-use std::path::{Path, PathBuf};
-
-const FLEET_TREE: &str = "fleet.v1";
-const AGENT_FORMAT: u32 = 1;
-const RUNS_TREE: &str = "runs.v1";
-const EVENTS_TREE: &str = "run-events.v1";
-const EFFECTS_TREE: &str = "run-effects.v1";
-const RUN_FORMAT: u32 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("data directory {dir} is in use by another coordinator (sled lock held)")]
-    Locked { dir: PathBuf },
-    #[error("cannot open store in {dir}: {source}")]
-    Open { dir: PathBuf, source: sled::Error },
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("store record {key}: {reason}")]
-    Corrupt { key: String, reason: String },
-    #[error("store transaction: {0}")]
-    Transaction(String),
-}
-
-/// What the coordinator remembers about an agent, connected or not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentRecord {
-    pub format: u32,
-    pub agent_id: String,
-    pub labels: BTreeMap<String, String>,
-    pub version: String,
-    pub actions: Vec<String>,
-    pub connected: bool,
-    pub first_seen_unix_ms: i64,
-    pub last_seen_unix_ms: i64,
-    pub address: String,
-}
-
-impl AgentRecord {
-    pub fn new(agent_id: String) -> Self {
-        Self {
-            format: AGENT_FORMAT,
-            agent_id,
-            labels: BTreeMap::new(),
-            version: String::new(),
-            actions: Vec::new(),
-            connected: false,
-            first_seen_unix_ms: 0,
-            last_seen_unix_ms: 0,
-            address: String::new(),
-        }
-    }
-}
-
 /// The coordinator's sled database.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStorage {
     db: sled::Db,
     fleet: sled::Tree,
     runs: sled::Tree,
@@ -99,56 +37,7 @@ pub struct Store {
     effects: sled::Tree,
 }
 
-/// A run as stored: the runbook it runs (source text, re-checked on load),
-/// its state, and the next event number.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub format: u32,
-    /// Where the runbook came from: `builtin:ID` or the file name given.
-    pub runbook_source: String,
-    pub runbook_text: String,
-    pub state: RunState,
-    pub started_by: Actor,
-    pub next_event: u64,
-}
-
-impl RunRecord {
-    pub fn new(runbook_source: String, runbook_text: String, state: RunState, started_by: Actor) -> Self {
-        Self { format: RUN_FORMAT, runbook_source, runbook_text, state, started_by, next_event: 0 }
-    }
-}
-
-/// One line of a run's log, numbered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoggedEvent {
-    pub seq: u64,
-    #[serde(flatten)]
-    pub event: Event,
-    /// Who caused it, for operator actions.
-    #[serde(default)]
-    pub actor: Option<Actor>,
-}
-
-/// The storage name of an effect: unique per run, step, attempt and kind.
-pub fn effect_id(e: &Effect) -> String {
-    match e {
-        Effect::Perform { key, .. } => format!("{}/{}/{}/perform", key.run, key.step, key.attempt),
-        Effect::Timer { key, kind, .. } => {
-            format!("{}/{}/{}/timer-{kind:?}", key.run, key.step, key.attempt).to_lowercase()
-        }
-    }
-}
-
-/// One atomic change to a run.
-pub struct Commit<'a> {
-    pub record: &'a RunRecord,
-    pub events: &'a [LoggedEvent],
-    pub new_effects: &'a [Effect],
-    /// Effects whose outcome this commit records.
-    pub acked: &'a [String],
-}
-
-impl Store {
+impl SledStorage {
     /// Opens (creating if needed) the database under `dir/db`.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Open { dir: dir.to_path_buf(), source: sled::Error::Io(e) })?;
@@ -186,10 +75,13 @@ impl Store {
         Ok(Self { db, fleet, runs, events, effects })
     }
 
+}
+
+impl Storage for SledStorage {
     /// Writes a run's new state, its new events and effects, and removes the
     /// acknowledged effects — all or nothing — then flushes to disk. Nothing
     /// the commit asks for is performed before this returns.
-    pub fn commit(&self, commits: &[Commit<'_>]) -> Result<(), Error> {
+    fn commit(&self, commits: &[Commit<'_>]) -> Result<(), Error> {
         use sled::Transactional;
         struct Encoded {
             run_id: String,
@@ -199,7 +91,7 @@ impl Store {
             acked: Vec<String>,
         }
         let json = |key: &str, v: &dyn erased::Json| {
-            v.to_json().map_err(|reason| Error::Corrupt { key: key.to_string(), reason })
+            v.to_json().map_err(|e| Error::Corrupt { key: key.to_string(), reason: e.to_string() })
         };
         let encoded: Vec<Encoded> = commits
             .iter()
@@ -243,12 +135,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+    fn run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
         self.runs.get(id.as_bytes())?.map(|v| decode_run(id, &v)).transpose()
     }
 
     /// Every run, newest first.
-    pub fn runs(&self) -> Result<Vec<RunRecord>, Error> {
+    fn runs(&self) -> Result<Vec<RunRecord>, Error> {
         let mut out: Vec<RunRecord> = self
             .runs
             .iter()
@@ -261,7 +153,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn events(&self, run_id: &str) -> Result<Vec<LoggedEvent>, Error> {
+    fn events(&self, run_id: &str) -> Result<Vec<LoggedEvent>, Error> {
         let prefix = format!("{run_id}/");
         self.events
             .scan_prefix(prefix.as_bytes())
@@ -274,7 +166,7 @@ impl Store {
     }
 
     /// Effects committed for `run_id` and not yet acknowledged.
-    pub fn pending_effects(&self, run_id: &str) -> Result<Vec<(String, Effect)>, Error> {
+    fn pending_effects(&self, run_id: &str) -> Result<Vec<(String, Effect)>, Error> {
         let prefix = format!("{run_id}/");
         self.effects
             .scan_prefix(prefix.as_bytes())
@@ -289,7 +181,7 @@ impl Store {
     }
 
     /// Bytes stored for one run: its record, events and pending effects.
-    pub fn bytes_of_run(&self, run_id: &str) -> u64 {
+    fn bytes_of_run(&self, run_id: &str) -> u64 {
         let prefix = format!("{run_id}/");
         let sum = |t: &sled::Tree| -> u64 {
             t.scan_prefix(prefix.as_bytes()).filter_map(Result::ok).map(|(k, v)| (k.len() + v.len()) as u64).sum()
@@ -299,18 +191,18 @@ impl Store {
     }
 
     /// Bytes sled uses on disk (for the benchmark).
-    pub fn size_on_disk(&self) -> u64 {
+    fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    pub fn put_agent(&self, record: &AgentRecord) -> Result<(), Error> {
+    fn put_agent(&self, record: &AgentRecord) -> Result<(), Error> {
         let value = serde_json::to_vec(record)
             .map_err(|e| Error::Corrupt { key: record.agent_id.clone(), reason: e.to_string() })?;
         self.fleet.insert(record.agent_id.as_bytes(), value)?;
         Ok(())
     }
 
-    pub fn agents(&self) -> Result<Vec<AgentRecord>, Error> {
+    fn agents(&self) -> Result<Vec<AgentRecord>, Error> {
         self.fleet
             .iter()
             .map(|kv| {
@@ -327,15 +219,17 @@ impl Store {
     }
 
     /// Waits until everything written so far is on disk.
-    pub fn flush(&self) -> Result<(), Error> {
+    fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
     }
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn agents_survive_reopen_and_second_opener_is_refused() {

@@ -1,441 +1,12 @@
-//! The run state machine: `apply(runbook, state, input, now) -> Transition`.
-//!
-//! Pure: no clock (`now` is passed in), no ids (the run id is in the state),
-//! no I/O. Every side effect is returned as data ([`Effect`]) with an
-//! idempotency key (run, step, attempt); the coordinator's driver commits the
-//! new state and the effects together before performing any of them.
-//! Retries, deferred steps, budgets and timeouts are timers, i.e. data.
-//!
-//! A result for an attempt that is no longer current (a late answer after a
-//! timeout, a repeated delivery after a restart) is ignored: a step's state
-//! only moves forward for its current attempt.
+//! The state machine proper: one input in, the next state, events and
+//! effects out.
 
+use super::types::*;
 use crate::clock::{Millis, rfc3339};
-use crate::runbook::{OnFailure, ParamType, Runbook, Step, Target, parse_time};
+use crate::runbook::{OnFailure, Runbook, Step};
 use crate::template::{self, Ref, RunField, Scope};
 use crate::value::Value;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Recovery,
-    Drill,
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Recovery => "recovery",
-            Mode::Drill => "drill",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    Aborted,
-}
-
-impl RunStatus {
-    pub fn is_finished(self) -> bool {
-        self != RunStatus::Running
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Aborted => "aborted",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum StepStatus {
-    /// Waiting for its needs.
-    Pending,
-    /// `after:` — starts at `until`.
-    Deferred {
-        until: Millis,
-    },
-    /// An approval or checklist waiting for a person.
-    Waiting,
-    /// Its action is being performed (attempt `StepState::attempt`).
-    Running,
-    /// Failed; the next attempt starts at `until`.
-    Backoff {
-        until: Millis,
-    },
-    Succeeded,
-    Failed,
-    Skipped {
-        reason: String,
-    },
-}
-
-impl StepStatus {
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepStatus::Pending => "pending",
-            StepStatus::Deferred { .. } => "deferred",
-            StepStatus::Waiting => "waiting",
-            StepStatus::Running => "running",
-            StepStatus::Backoff { .. } => "retrying",
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::Skipped { .. } => "skipped",
-        }
-    }
-
-    fn is_terminal(&self) -> bool {
-        matches!(self, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped { .. })
-    }
-
-    fn is_active(&self) -> bool {
-        matches!(self, StepStatus::Waiting | StepStatus::Running | StepStatus::Backoff { .. })
-    }
-}
-
-/// Who did something, from their certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub name: String,
-    pub role: String,
-}
-
-impl fmt::Display for Actor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name, self.role)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Confirmation {
-    pub by: Actor,
-    pub note: String,
-    pub at: Millis,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepState {
-    pub status: StepStatus,
-    /// The current (or last) attempt; 0 before the first.
-    pub attempt: u32,
-    pub started_at: Option<Millis>,
-    pub finished_at: Option<Millis>,
-    pub outputs: BTreeMap<String, Value>,
-    pub error: Option<String>,
-    pub over_budget: bool,
-    /// For approve steps: who approved.
-    pub approval: Option<Confirmation>,
-    /// For checklist steps: one entry per item.
-    pub checklist: Vec<Option<Confirmation>>,
-    /// For failure handlers: whether a failure called them.
-    pub triggered: bool,
-}
-
-impl StepState {
-    fn new() -> Self {
-        StepState {
-            status: StepStatus::Pending,
-            attempt: 0,
-            started_at: None,
-            finished_at: None,
-            outputs: BTreeMap::new(),
-            error: None,
-            over_budget: false,
-            approval: None,
-            checklist: Vec::new(),
-            triggered: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunState {
-    pub id: String,
-    pub runbook_id: String,
-    pub mode: Mode,
-    pub params: BTreeMap<String, Value>,
-    pub incident_at: Millis,
-    pub created_at: Millis,
-    pub status: RunStatus,
-    pub steps: BTreeMap<String, StepState>,
-    /// Why the run is failing (set by a step failure with `on_failure: stop`
-    /// or handlers); no new steps start while set.
-    pub failing: Option<String>,
-    /// When every step that is not deferred finished: the end of the RTO clock.
-    pub recovered_at: Option<Millis>,
-    pub finished_at: Option<Millis>,
-}
-
-impl RunState {
-    /// The first 8 characters of the id.
-    pub fn short_id(&self) -> &str {
-        &self.id[..self.id.len().min(8)]
-    }
-}
-
-/// The idempotency key of an effect: the same key is never performed twice
-/// with different meaning, and a repeated key must not repeat the side effect.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Key {
-    pub run: String,
-    pub step: String,
-    pub attempt: u32,
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.run, self.step, self.attempt)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    /// A deferred step's start.
-    After,
-    /// The next attempt after a failure.
-    Backoff,
-    /// The step's budget is used up (an event, not a failure).
-    Budget,
-    /// The step's timeout: the attempt fails.
-    Timeout,
-    /// A `wait` step is done.
-    Wait,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "effect", rename_all = "snake_case")]
-pub enum Effect {
-    /// Perform `action` with resolved `args`, on the coordinator or on the
-    /// agents `target` selects. Answered with `Succeeded` or `Failed`.
-    Perform {
-        key: Key,
-        action: String,
-        args: Value,
-        #[serde(default)]
-        target: Option<TargetSpec>,
-        #[serde(default)]
-        timeout_ms: Option<u64>,
-    },
-    /// Deliver `Input::Timer` at `at`.
-    Timer { key: Key, kind: TimerKind, at: Millis },
-}
-
-impl Effect {
-    pub fn key(&self) -> &Key {
-        match self {
-            Effect::Perform { key, .. } | Effect::Timer { key, .. } => key,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetSpec {
-    pub selector: String,
-    pub all: bool,
-}
-
-impl TargetSpec {
-    /// `t` with the run's params filled in. A run checks every target when
-    /// it starts; should one still not resolve, the selector goes as written
-    /// and the agent dispatch refuses it with the parse error.
-    fn of(t: &Target, params: &BTreeMap<String, Value>) -> Self {
-        TargetSpec { selector: t.resolved_text(params), all: t.all }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "input", rename_all = "snake_case")]
-pub enum Input {
-    Succeeded { step: String, attempt: u32, outputs: BTreeMap<String, Value> },
-    Failed { step: String, attempt: u32, error: String },
-    Timer { step: String, attempt: u32, kind: TimerKind },
-    Approve { step: String, by: Actor, note: String },
-    Confirm { step: String, item: usize, by: Actor, note: String },
-    Abort { by: Actor, reason: String },
-    Retry { by: Actor, step: Option<String> },
-}
-
-/// A line of the run's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub at: Millis,
-    #[serde(default)]
-    pub step: Option<String>,
-    pub kind: EventKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    RunStarted,
-    StepStarted,
-    StepWaiting,
-    StepDeferred,
-    StepSucceeded,
-    StepFailed,
-    StepRetrying,
-    StepSkipped,
-    OverBudget,
-    Approved,
-    Confirmed,
-    Recovered,
-    RunSucceeded,
-    RunFailed,
-    RunAborted,
-    RetryRequested,
-    Ignored,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
-    pub state: RunState,
-    pub effects: Vec<Effect>,
-    pub events: Vec<Event>,
-}
-
-/// An operator input that does not apply (approving a step that is not
-/// waiting, retrying a run that did not fail…). Nothing changes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejected(pub String);
-
-/// Parameters for a new run.
-#[derive(Debug, Clone)]
-pub struct NewRun {
-    pub id: String,
-    pub mode: Mode,
-    pub params: BTreeMap<String, Value>,
-    pub incident_at: Option<Millis>,
-}
-
-/// Checks and resolves parameters (defaults, types, `incident-5m` times) and
-/// starts the run: the first transition.
-pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejected> {
-    let incident_at = new.incident_at.unwrap_or(now);
-    let mut params = BTreeMap::new();
-    for k in new.params.keys() {
-        if rb.param(k).is_none() {
-            let names: Vec<&str> = rb.params.iter().map(|p| p.name.as_str()).collect();
-            let hint = crate::catalogue::closest(k, names.iter().copied())
-                .map(|c| format!(" (did you mean \"{c}\"?)"))
-                .unwrap_or_default();
-            return Err(Rejected(format!("runbook {} has no param \"{k}\"{hint}", rb.id)));
-        }
-    }
-    for p in &rb.params {
-        let given = new.params.get(&p.name).cloned();
-        let mut v = match (given, &p.default) {
-            (Some(v), _) => coerce(p.ty, v).map_err(|e| Rejected(format!("param {}: {e}", p.name)))?,
-            (None, Some(d)) => d.clone(),
-            (None, None) if p.required => {
-                let what = if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) };
-                return Err(Rejected(format!(
-                    "missing required param \"{}\"{what} (declared at line {}); pass --param {}=…",
-                    p.name, p.pos, p.name
-                )));
-            }
-            (None, None) => continue,
-        };
-        if p.ty == ParamType::Time
-            && let Value::Str(s) = &v
-        {
-            let t = parse_time(s, incident_at).map_err(|e| Rejected(format!("param {}: {e}", p.name)))?;
-            v = Value::Str(rfc3339(t));
-        }
-        params.insert(p.name.clone(), v);
-    }
-    for step in &rb.steps {
-        if let Some(t) = step.target.as_ref().filter(|t| t.is_templated()) {
-            t.resolve(&params).map_err(|e| Rejected(format!("step {}: {e}", step.id)))?;
-        }
-    }
-    let state = RunState {
-        id: new.id,
-        runbook_id: rb.id.clone(),
-        mode: new.mode,
-        params,
-        incident_at,
-        created_at: now,
-        status: RunStatus::Running,
-        steps: rb.steps.iter().map(|s| (s.id.clone(), StepState::new())).collect(),
-        failing: None,
-        recovered_at: None,
-        finished_at: None,
-    };
-    let mut t = Machine { rb, state, effects: Vec::new(), events: Vec::new(), now };
-    t.event(
-        None,
-        EventKind::RunStarted,
-        format!("{} run of {} started; incident at {}", new.mode, rb.id, rfc3339(incident_at)),
-    );
-    t.schedule();
-    Ok(t.finish())
-}
-
-/// Parses a `--param` value into the param's type.
-/// The credentials a run of `rb` with these (resolved) params will name,
-/// each with the first step that names it: every `{{ credentials.NAME.… }}`
-/// in step arguments, and the `credentials` argument of
-/// `atlas.connection_string` where params alone decide it. The coordinator
-/// refuses a run that needs one it does not hold, before anything happens.
-pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut add = |name: String, step: &str| {
-        if !name.is_empty() && !out.iter().any(|(n, _)| *n == name) {
-            out.push((name, step.to_string()));
-        }
-    };
-    for step in &rb.steps {
-        let mut texts = Vec::new();
-        crate::check::collect_strings(&step.with, &mut texts);
-        for (t, _) in &texts {
-            for (r, _) in template::refs(t) {
-                if let Ref::Credential { name, .. } = r {
-                    add(name, &step.id);
-                }
-            }
-        }
-        if step.action == "atlas.connection_string"
-            && let Some(Value::Str(arg)) = Value::from_node(&step.with).get("credentials")
-            && let Ok(Value::Str(name)) = template::render(arg, &template::Params(params))
-        {
-            add(name.trim().to_string(), &step.id);
-        }
-    }
-    out
-}
-
-fn coerce(ty: ParamType, v: Value) -> Result<Value, String> {
-    let v = match (ty, v) {
-        (ParamType::Int, Value::Str(s)) => {
-            Value::Int(s.trim().parse().map_err(|_| format!("\"{s}\" is not an integer"))?)
-        }
-        (ParamType::Bool, Value::Str(s)) => match s.trim() {
-            "true" | "yes" => Value::Bool(true),
-            "false" | "no" => Value::Bool(false),
-            _ => return Err(format!("\"{s}\" is not true or false")),
-        },
-        (_, v) => v,
-    };
-    crate::runbook::check_param_value(ty, &v)?;
-    Ok(v)
-}
 
 /// Applies one input.
 pub fn apply(rb: &Runbook, state: &RunState, input: &Input, now: Millis) -> Result<Transition, Rejected> {
@@ -444,15 +15,15 @@ pub fn apply(rb: &Runbook, state: &RunState, input: &Input, now: Millis) -> Resu
     Ok(m.finish())
 }
 
-struct Machine<'a> {
-    rb: &'a Runbook,
-    state: RunState,
-    effects: Vec<Effect>,
-    events: Vec<Event>,
-    now: Millis,
+pub(super) struct Machine<'a> {
+    pub(super) rb: &'a Runbook,
+    pub(super) state: RunState,
+    pub(super) effects: Vec<Effect>,
+    pub(super) events: Vec<Event>,
+    pub(super) now: Millis,
 }
 
-struct RunScope<'a>(&'a RunState);
+pub(super) struct RunScope<'a>(&'a RunState);
 
 impl Scope for RunScope<'_> {
     fn lookup(&self, r: &Ref) -> Option<Value> {
@@ -470,17 +41,21 @@ impl Scope for RunScope<'_> {
     }
 }
 
-fn ms(d: std::time::Duration) -> Millis {
+pub(super) fn ms(d: std::time::Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 impl Machine<'_> {
-    fn finish(self) -> Transition {
+    pub(super) fn finish(self) -> Transition {
         Transition { state: self.state, effects: self.effects, events: self.events }
     }
 
-    fn event(&mut self, step: Option<&str>, kind: EventKind, message: String) {
-        self.events.push(Event { at: self.now, step: step.map(str::to_string), kind, message });
+    pub(super) fn event(&mut self, step: Option<&str>, kind: EventKind, message: String) {
+        self.event_with(step, kind, message, Facts::default());
+    }
+
+    pub(super) fn event_with(&mut self, step: Option<&str>, kind: EventKind, message: String, facts: Facts) {
+        self.events.push(Event { at: self.now, step: step.map(str::to_string), kind, message, facts });
     }
 
     fn key(&self, step: &str) -> Key {
@@ -515,6 +90,18 @@ impl Machine<'_> {
                 }
                 self.timer(step, *attempt, *kind);
             }
+            Input::RunTimer { timer } => {
+                if finished {
+                    return Ok(());
+                }
+                self.run_timer(timer);
+            }
+            // A notice may be delivered after its run finished (the one
+            // saying so): it is recorded all the same.
+            Input::Notified { name, error } => {
+                self.notified(name, error.as_deref());
+                return Ok(());
+            }
             Input::Approve { step, by, note } => {
                 let now = self.now;
                 let st = self.waiting(step, "approve", "an approval", "approval")?;
@@ -522,7 +109,8 @@ impl Machine<'_> {
                 let mut outputs = BTreeMap::new();
                 outputs.insert("approved_by".to_string(), Value::str(&by.name));
                 outputs.insert("note".to_string(), Value::str(note));
-                self.event(Some(step), EventKind::Approved, format!("approved by {by}{}", note_text(note)));
+                let facts = Facts { by: Some(by.clone()), note: Some(note.clone()), ..Facts::default() };
+                self.event_with(Some(step), EventKind::Approved, format!("approved by {by}{}", note_text(note)), facts);
                 self.succeed(step, outputs);
             }
             Input::Confirm { step, item, by, note } => {
@@ -534,10 +122,13 @@ impl Machine<'_> {
                 };
                 *slot = Some(Confirmation { by: by.clone(), note: note.clone(), at: now });
                 let done = st.checklist.iter().all(Option::is_some);
-                self.event(
+                let facts =
+                    Facts { by: Some(by.clone()), note: Some(note.clone()), item: Some(*item), ..Facts::default() };
+                self.event_with(
                     Some(step),
                     EventKind::Confirmed,
                     format!("item {item} confirmed by {by}{}", note_text(note)),
+                    facts,
                 );
                 if done {
                     let mut outputs = BTreeMap::new();
@@ -549,7 +140,9 @@ impl Machine<'_> {
                 self.refuse_if_finished()?;
                 self.state.status = RunStatus::Aborted;
                 self.state.finished_at = Some(self.now);
-                self.event(None, EventKind::RunAborted, format!("aborted by {by}: {reason}"));
+                let facts = Facts { by: Some(by.clone()), note: Some(reason.clone()), ..Facts::default() };
+                self.event_with(None, EventKind::RunAborted, format!("aborted by {by}: {reason}"), facts);
+                self.announce_end();
                 return Ok(());
             }
             Input::Retry { by, step } => {
@@ -584,17 +177,18 @@ impl Machine<'_> {
                 }
                 // Steps skipped because a need failed get another chance.
                 for st in self.state.steps.values_mut() {
-                    if matches!(&st.status, StepStatus::Skipped { reason } if reason.starts_with("needs ")) {
+                    if matches!(&st.status, StepStatus::Skipped { need: Some(_), .. }) {
                         st.status = StepStatus::Pending;
                     }
                 }
                 self.state.status = RunStatus::Running;
                 self.state.failing = None;
                 self.state.finished_at = None;
-                self.event(
+                self.event_with(
                     None,
                     EventKind::RetryRequested,
                     format!("retry of {} requested by {by}", to_retry.join(", ")),
+                    Facts { by: Some(by.clone()), ..Facts::default() },
                 );
             }
         }
@@ -656,7 +250,8 @@ impl Machine<'_> {
             })
             .collect();
         let detail = if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) };
-        self.event(Some(step), EventKind::StepSucceeded, format!("succeeded in {}{detail}", human(took)));
+        let facts = Facts { attempt: Some(st.attempt), took_ms: Some(took), ..Facts::default() };
+        self.event_with(Some(step), EventKind::StepSucceeded, format!("succeeded in {}{detail}", human(took)), facts);
     }
 
     fn fail(&mut self, step: &str, error: String) {
@@ -668,7 +263,9 @@ impl Machine<'_> {
             st.status = StepStatus::Backoff { until };
             st.error = Some(error.clone());
             let attempt = st.attempt;
-            self.event(
+            let facts =
+                Facts { attempt: Some(attempt), error: Some(error.clone()), until: Some(until), ..Facts::default() };
+            self.event_with(
                 Some(step),
                 EventKind::StepRetrying,
                 format!(
@@ -676,6 +273,7 @@ impl Machine<'_> {
                     def.retry.attempts,
                     human(until - now)
                 ),
+                facts,
             );
             self.effects.push(Effect::Timer { key: self.key(step), kind: TimerKind::Backoff, at: until });
             return;
@@ -684,7 +282,15 @@ impl Machine<'_> {
         st.finished_at = Some(now);
         st.error = Some(error.clone());
         let attempts = st.attempt;
-        self.event(Some(step), EventKind::StepFailed, format!("failed after {attempts} attempt(s): {error}"));
+        let took = st.started_at.map(|s| now - s);
+        let facts = Facts { attempt: Some(attempts), error: Some(error.clone()), took_ms: took, ..Facts::default() };
+        self.event_with(Some(step), EventKind::StepFailed, format!("failed after {attempts} attempt(s): {error}"), facts);
+        self.announce(
+            format!("@failed.{step}.{attempts}"),
+            Topic::StepFailed,
+            Some(step),
+            format!("step {step} failed after {attempts} attempt(s): {error}"),
+        );
         match &def.on_failure {
             OnFailure::Stop => {
                 self.state.failing.get_or_insert_with(|| format!("step {step} failed: {error}"));
@@ -718,11 +324,19 @@ impl Machine<'_> {
             }
             (TimerKind::Budget, StepStatus::Running | StepStatus::Waiting | StepStatus::Backoff { .. }) => {
                 let budget = self.rb.step(step).and_then(|d| d.budget).map(crate::duration::format).unwrap_or_default();
+                let budget_ms = self.rb.step(step).and_then(|d| d.budget).map(ms);
                 if let Some(st) = self.state.steps.get_mut(step)
                     && !st.over_budget
                 {
                     st.over_budget = true;
-                    self.event(Some(step), EventKind::OverBudget, format!("over its {budget} budget"));
+                    let facts = Facts { budget_ms, ..Facts::default() };
+                    self.event_with(Some(step), EventKind::OverBudget, format!("over its {budget} budget"), facts);
+                    self.announce(
+                        format!("@over-budget.{step}"),
+                        Topic::OverBudget,
+                        Some(step),
+                        format!("step {step} is over its {budget} budget"),
+                    );
                 }
             }
             _ => {}
@@ -758,6 +372,7 @@ impl Machine<'_> {
                 st.status = StepStatus::Waiting;
                 let msg = args.get("message").map(|m| format!(": {m}")).unwrap_or_default();
                 self.event(Some(step), EventKind::StepWaiting, format!("waiting for approval{msg}"));
+                self.watch_waiting(step, attempt);
             }
             "checklist" => {
                 st.status = StepStatus::Waiting;
@@ -771,6 +386,7 @@ impl Machine<'_> {
                     EventKind::StepWaiting,
                     format!("waiting for {n} checklist item(s) to be confirmed"),
                 );
+                self.watch_waiting(step, attempt);
             }
             "wait" => {
                 st.status = StepStatus::Running;
@@ -785,7 +401,13 @@ impl Machine<'_> {
                 let on = target.as_ref().map(|t| format!(" on {}", t.selector)).unwrap_or_default();
                 let msg =
                     if attempt > 1 { format!("attempt {attempt}: {action}{on}") } else { format!("{action}{on}") };
-                self.event(Some(step), EventKind::StepStarted, msg);
+                let facts = Facts {
+                    attempt: Some(attempt),
+                    action: Some(action.to_string()),
+                    target: target.as_ref().map(|t| t.selector.clone()),
+                    ..Facts::default()
+                };
+                self.event_with(Some(step), EventKind::StepStarted, msg, facts);
                 self.effects.push(Effect::Perform {
                     key: key.clone(),
                     action: action.to_string(),
@@ -805,7 +427,7 @@ impl Machine<'_> {
 
     /// Starts every step whose time has come, skips those that cannot run,
     /// and finishes the run when nothing is left.
-    fn schedule(&mut self) {
+    pub(super) fn schedule(&mut self) {
         if self.state.status.is_finished() {
             return;
         }
@@ -829,14 +451,13 @@ impl Machine<'_> {
                 for (n, _) in &def.needs {
                     match self.state.steps.get(n).map(|s| &s.status) {
                         Some(StepStatus::Succeeded) => {}
-                        Some(StepStatus::Skipped { reason }) if !reason.starts_with("needs ") => {}
+                        Some(StepStatus::Skipped { need: None, .. }) => {}
                         Some(StepStatus::Failed) | Some(StepStatus::Skipped { .. }) => blocked = Some(n.clone()),
                         _ => ready = false,
                     }
                 }
                 if let Some(n) = blocked {
-                    let reason = format!("needs {n}, which did not succeed");
-                    self.skip(&def.id, reason);
+                    self.skip(&def.id, format!("needs {n}, which did not succeed"), Some(n));
                     changed = true;
                     continue;
                 }
@@ -847,7 +468,7 @@ impl Machine<'_> {
                     match cond.eval(&RunScope(&self.state)) {
                         Ok(true) => {}
                         Ok(false) => {
-                            self.skip(&def.id, "condition is false".to_string());
+                            self.skip(&def.id, "condition is false".to_string(), None);
                             changed = true;
                             continue;
                         }
@@ -867,7 +488,13 @@ impl Machine<'_> {
                     if let Some(st) = self.state.steps.get_mut(&def.id) {
                         st.status = StepStatus::Deferred { until };
                     }
-                    self.event(Some(&def.id), EventKind::StepDeferred, format!("deferred until {}", rfc3339(until)));
+                    let facts = Facts { until: Some(until), ..Facts::default() };
+                    self.event_with(
+                        Some(&def.id),
+                        EventKind::StepDeferred,
+                        format!("deferred until {}", rfc3339(until)),
+                        facts,
+                    );
                     self.effects.push(Effect::Timer { key: self.key(&def.id), kind: TimerKind::After, at: until });
                 } else {
                     self.begin(&def.id);
@@ -881,13 +508,13 @@ impl Machine<'_> {
         self.settle();
     }
 
-    fn skip(&mut self, step: &str, reason: String) {
+    fn skip(&mut self, step: &str, reason: String, need: Option<String>) {
         let now = self.now;
         if let Some(st) = self.state.steps.get_mut(step) {
-            st.status = StepStatus::Skipped { reason: reason.clone() };
+            st.status = StepStatus::Skipped { reason: reason.clone(), need: need.clone() };
             st.finished_at = Some(now);
         }
-        self.event(Some(step), EventKind::StepSkipped, format!("skipped: {reason}"));
+        self.event_with(Some(step), EventKind::StepSkipped, format!("skipped: {reason}"), Facts { need, ..Facts::default() });
     }
 
     /// Records recovery and the end of the run when their time has come.
@@ -904,7 +531,9 @@ impl Machine<'_> {
             if !any_active && !handler_pending {
                 self.state.status = RunStatus::Failed;
                 self.state.finished_at = Some(self.now);
-                self.event(None, EventKind::RunFailed, format!("run failed: {reason}"));
+                let facts = Facts { error: Some(reason.clone()), ..Facts::default() };
+                self.event_with(None, EventKind::RunFailed, format!("run failed: {reason}"), facts);
+                self.announce_end();
             }
             return;
         }
@@ -915,10 +544,13 @@ impl Machine<'_> {
         if recovered && self.state.recovered_at.is_none() {
             self.state.recovered_at = Some(self.now);
             let rto = self.rb.rto.map(|r| format!(" of the {} RTO", crate::duration::format(r))).unwrap_or_default();
-            self.event(
+            let since = self.now - self.state.incident_at;
+            let facts = Facts { since_incident_ms: Some(since), rto_ms: self.rb.rto.map(ms), ..Facts::default() };
+            self.event_with(
                 None,
                 EventKind::Recovered,
-                format!("recovered {} after the incident{rto}", human(self.now - self.state.incident_at)),
+                format!("recovered {} after the incident{rto}", human(since)),
+                facts,
             );
         }
         if all_done {
@@ -934,6 +566,7 @@ impl Machine<'_> {
             let tolerated =
                 if failed.is_empty() { String::new() } else { format!(" (tolerated failures: {})", failed.join(", ")) };
             self.event(None, EventKind::RunSucceeded, format!("run succeeded{tolerated}"));
+            self.announce_end();
         }
     }
 }
@@ -946,3 +579,4 @@ fn note_text(note: &str) -> String {
 pub fn human(ms: Millis) -> String {
     crate::duration::format(std::time::Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
 }
+

@@ -1,0 +1,468 @@
+//! The run's data: its state, the effects it asks for, the inputs it takes
+//! and the events of its log.
+
+use crate::clock::Millis;
+use crate::runbook::Target;
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Recovery,
+    Drill,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Recovery => "recovery",
+            Mode::Drill => "drill",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Aborted => "aborted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Waiting for its needs.
+    Pending,
+    /// `after:` — starts at `until`.
+    Deferred {
+        until: Millis,
+    },
+    /// An approval or checklist waiting for a person.
+    Waiting,
+    /// Its action is being performed (attempt `StepState::attempt`).
+    Running,
+    /// Failed; the next attempt starts at `until`.
+    Backoff {
+        until: Millis,
+    },
+    Succeeded,
+    Failed,
+    Skipped {
+        reason: String,
+        /// The need that did not succeed, when that is why (a retry gives
+        /// such a step another chance); `None` for a false `when`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        need: Option<String>,
+    },
+}
+
+impl StepStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Deferred { .. } => "deferred",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Running => "running",
+            StepStatus::Backoff { .. } => "retrying",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped { .. } => "skipped",
+        }
+    }
+
+    pub(crate) fn is_terminal(&self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped { .. })
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self, StepStatus::Waiting | StepStatus::Running | StepStatus::Backoff { .. })
+    }
+}
+
+/// Who did something, from their certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    pub role: String,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.role)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub by: Actor,
+    pub note: String,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    pub status: StepStatus,
+    /// The current (or last) attempt; 0 before the first.
+    pub attempt: u32,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub outputs: BTreeMap<String, Value>,
+    pub error: Option<String>,
+    pub over_budget: bool,
+    /// For approve steps: who approved.
+    pub approval: Option<Confirmation>,
+    /// For checklist steps: one entry per item.
+    pub checklist: Vec<Option<Confirmation>>,
+    /// For failure handlers: whether a failure called them.
+    pub triggered: bool,
+}
+
+impl StepState {
+    pub(crate) fn new() -> Self {
+        StepState {
+            status: StepStatus::Pending,
+            attempt: 0,
+            started_at: None,
+            finished_at: None,
+            outputs: BTreeMap::new(),
+            error: None,
+            over_budget: false,
+            approval: None,
+            checklist: Vec::new(),
+            triggered: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub id: String,
+    pub runbook_id: String,
+    pub mode: Mode,
+    pub params: BTreeMap<String, Value>,
+    pub incident_at: Millis,
+    pub created_at: Millis,
+    pub status: RunStatus,
+    pub steps: BTreeMap<String, StepState>,
+    /// Why the run is failing (set by a step failure with `on_failure: stop`
+    /// or handlers); no new steps start while set.
+    pub failing: Option<String>,
+    /// When every step that is not deferred finished: the end of the RTO clock.
+    pub recovered_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// Where the runbook's `notify:` notices go, resolved from the params
+    /// when the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_webhook: Option<String>,
+}
+
+impl RunState {
+    /// The first 8 characters of the id.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(8)]
+    }
+}
+
+/// A timer that belongs to the run, not to a step's attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "timer", rename_all = "snake_case")]
+pub enum RunTimer {
+    /// The runbook's escalation tier `tier` (1-based) is due, counted from
+    /// the incident.
+    Escalate { tier: usize },
+    /// `step` (attempt `attempt`) has waited for a person for longer than
+    /// the runbook's `waiting_longer_than`.
+    Waiting { step: String, attempt: u32 },
+}
+
+impl RunTimer {
+    /// Unique in its run; step ids cannot hold `@` or `.`, so a name never
+    /// collides with a step's effects.
+    pub fn name(&self) -> String {
+        match self {
+            RunTimer::Escalate { tier } => format!("@escalate.{tier}"),
+            RunTimer::Waiting { step, attempt } => format!("@waiting.{step}.{attempt}"),
+        }
+    }
+}
+
+/// What a notice is about; a runbook's `notify: on:` picks which go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    RunStarted,
+    RunFinished,
+    StepFailed,
+    OverBudget,
+    Waiting,
+    Escalation,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 6] =
+        [Topic::RunStarted, Topic::RunFinished, Topic::StepFailed, Topic::OverBudget, Topic::Waiting, Topic::Escalation];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::RunStarted => "run_started",
+            Topic::RunFinished => "run_finished",
+            Topic::StepFailed => "step_failed",
+            Topic::OverBudget => "over_budget",
+            Topic::Waiting => "waiting",
+            Topic::Escalation => "escalation",
+        }
+    }
+}
+
+/// A message to people, sent once: committed with the transition that
+/// caused it, delivered by the coordinator with `name` as its idempotency
+/// key, acknowledged by `Input::Notified`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub topic: Topic,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// A Slack-compatible webhook.
+    pub webhook: String,
+    pub text: String,
+}
+
+/// The idempotency key of an effect: the same key is never performed twice
+/// with different meaning, and a repeated key must not repeat the side effect.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    pub run: String,
+    pub step: String,
+    pub attempt: u32,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.run, self.step, self.attempt)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A deferred step's start.
+    After,
+    /// The next attempt after a failure.
+    Backoff,
+    /// The step's budget is used up (an event, not a failure).
+    Budget,
+    /// The step's timeout: the attempt fails.
+    Timeout,
+    /// A `wait` step is done.
+    Wait,
+}
+
+impl TimerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::After => "after",
+            TimerKind::Backoff => "backoff",
+            TimerKind::Budget => "budget",
+            TimerKind::Timeout => "timeout",
+            TimerKind::Wait => "wait",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Perform `action` with resolved `args`, on the coordinator or on the
+    /// agents `target` selects. Answered with `Succeeded` or `Failed`.
+    Perform {
+        key: Key,
+        action: String,
+        args: Value,
+        #[serde(default)]
+        target: Option<TargetSpec>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Deliver `Input::Timer` at `at`.
+    Timer { key: Key, kind: TimerKind, at: Millis },
+    /// Deliver `Input::RunTimer` at `at`.
+    RunTimer { run: String, timer: RunTimer, at: Millis },
+    /// Send `notice`; answered with `Input::Notified`. `name` is unique in
+    /// the run: the idempotency key of the delivery.
+    Notify { run: String, name: String, notice: Notice },
+}
+
+impl Effect {
+    /// The run it belongs to.
+    pub fn run(&self) -> &str {
+        match self {
+            Effect::Perform { key, .. } | Effect::Timer { key, .. } => &key.run,
+            Effect::RunTimer { run, .. } | Effect::Notify { run, .. } => run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    pub selector: String,
+    pub all: bool,
+}
+
+impl TargetSpec {
+    /// `t` with the run's params filled in. A run checks every target when
+    /// it starts; should one still not resolve, the selector goes as written
+    /// and the agent dispatch refuses it with the parse error.
+    pub(crate) fn of(t: &Target, params: &BTreeMap<String, Value>) -> Self {
+        TargetSpec { selector: t.resolved_text(params), all: t.all }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    Succeeded { step: String, attempt: u32, outputs: BTreeMap<String, Value> },
+    Failed { step: String, attempt: u32, error: String },
+    Timer { step: String, attempt: u32, kind: TimerKind },
+    Approve { step: String, by: Actor, note: String },
+    Confirm { step: String, item: usize, by: Actor, note: String },
+    Abort { by: Actor, reason: String },
+    Retry { by: Actor, step: Option<String> },
+    RunTimer { timer: RunTimer },
+    /// A notice was delivered (`error: None`) or could not be.
+    Notified { name: String, error: Option<String> },
+}
+
+/// A line of the run's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Millis,
+    #[serde(default)]
+    pub step: Option<String>,
+    pub kind: EventKind,
+    /// The sentence for people. Programs read `kind` and `facts`.
+    pub message: String,
+    #[serde(flatten)]
+    pub facts: Facts,
+}
+
+/// What an event records, as data: which fields an event has depends on
+/// its kind (an attempt and an error for a failure, who and a note for an
+/// approval, the budget for an overrun…). Reports, escalation and the RTO
+/// are computed from these, never from `Event::message`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Facts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The agents' selector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// How long the step took, from its first attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the next attempt, or a deferred step, starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// A checklist item, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    /// The need whose failure skipped a step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub need: Option<String>,
+    /// Time from the declared incident (recovery, escalation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_incident_ms: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<Millis>,
+    /// An escalation tier, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<usize>,
+    /// A notice's name (its idempotency key in the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Topic>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted,
+    StepStarted,
+    StepWaiting,
+    StepDeferred,
+    StepSucceeded,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+    OverBudget,
+    Approved,
+    Confirmed,
+    Recovered,
+    RunSucceeded,
+    RunFailed,
+    RunAborted,
+    RetryRequested,
+    /// An escalation tier was reached with the run not yet recovered.
+    Escalated,
+    /// A step has waited for a person for longer than the runbook allows.
+    StillWaiting,
+    Notified,
+    NotifyFailed,
+    Ignored,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub state: RunState,
+    pub effects: Vec<Effect>,
+    pub events: Vec<Event>,
+}
+
+/// An operator input that does not apply (approving a step that is not
+/// waiting, retrying a run that did not fail…). Nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+/// Parameters for a new run.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub mode: Mode,
+    pub params: BTreeMap<String, Value>,
+    pub incident_at: Option<Millis>,
+}
+
