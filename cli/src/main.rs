@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use ripcord_cli::runbook as rbk;
 use ripcord_cli::runview;
 use ripcord_cli::{client, output, plan, settings};
+use ripcord_engine::model::RunView;
+use ripcord_engine::run::RunStatus;
 use ripcord_engine::{Role, Selector};
 use ripcord_pki::issue::{Request, Validity};
 use ripcord_proto::v1::{
@@ -421,9 +423,9 @@ async fn start_run(
 async fn get_view(
     c: &mut ripcord_proto::v1::control_client::ControlClient<tonic::transport::Channel>,
     run: &str,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<RunView, Failure> {
     let r = c.get_run(GetRunRequest { run_id: run.to_string() }).await.map_err(|e| client::explain(&e))?;
-    Ok(serde_json::from_str(&r.into_inner().view_json)?)
+    Ok(serde_json::from_str(&r.into_inner().run_view_json)?)
 }
 
 async fn list_runs(s: settings::Settings, json: bool) -> Result<ExitCode, Failure> {
@@ -485,29 +487,24 @@ async fn watch_run(s: settings::Settings, run: String, interval: Duration) -> Re
     let mut printed = 0usize;
     loop {
         let v = get_view(&mut c, &run).await?;
-        let finished = v["status"] != "running";
+        let finished = v.status.is_finished();
         if tty {
             // Redraw: header, steps, the last events.
-            let events = v["events"].as_array().map(|a| a.len()).unwrap_or(0);
-            let tail: String = v["events"]
-                .as_array()
-                .map(|a| a[events.saturating_sub(8)..].iter().map(|e| runview::event_line(e) + "\n").collect())
-                .unwrap_or_default();
+            let tail: String =
+                v.events[v.events.len().saturating_sub(8)..].iter().map(|e| runview::event_line(e) + "\n").collect();
             print!("\x1b[2J\x1b[H{}\n{}\nlatest events:\n{tail}", runview::header(&v), runview::steps(&v));
         } else {
             // A log: each event once, then the steps at the end.
-            if let Some(events) = v["events"].as_array() {
-                for e in &events[printed.min(events.len())..] {
-                    println!("{}", runview::event_line(e));
-                }
-                printed = events.len();
+            for e in &v.events[printed.min(v.events.len())..] {
+                println!("{}", runview::event_line(e));
             }
+            printed = v.events.len();
             if finished {
                 print!("\n{}\n{}", runview::header(&v), runview::steps(&v));
             }
         }
         if finished {
-            return Ok(if v["status"] == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if v.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         tokio::time::sleep(interval).await;
     }

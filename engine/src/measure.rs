@@ -11,9 +11,11 @@ use crate::clock::{Millis, parse_rfc3339};
 use crate::run::{RunState, StepStatus};
 use crate::runbook::Runbook;
 use crate::value::Value;
+use serde::{Deserialize, Serialize};
 
 /// Where the newest data kept comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The age of the restored RDB backup.
     Backup,
@@ -33,12 +35,13 @@ impl Basis {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rpo {
     /// Data written in this span before the incident is gone (0 when the
     /// data kept reaches the incident).
     pub lost_ms: Millis,
     /// The time of the newest data kept.
+    #[serde(rename = "kept_until_ms")]
     pub kept_until: Millis,
     pub basis: Basis,
     /// The step that told it.

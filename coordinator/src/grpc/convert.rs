@@ -3,7 +3,8 @@
 
 use crate::fleet::{DispatchError, PingOutcome};
 use crate::store::AgentRecord;
-use ripcord_proto::v1::{AgentInfo, PingResult, command_result, ping_result};
+use ripcord_engine::model::RunView;
+use ripcord_proto::v1::{AgentInfo, GetRunResponse, PingResult, command_result, ping_result};
 
 pub fn agent_info(r: AgentRecord) -> AgentInfo {
     AgentInfo {
@@ -35,4 +36,10 @@ pub fn ping_result(o: PingOutcome) -> PingResult {
         Err(e @ DispatchError::Lost) => (S::Disconnected, 0, e.to_string()),
     };
     PingResult { agent_id: o.agent_id, status: status as i32, rtt_us, message }
+}
+
+/// A run view on the wire: the engine's model as its serde JSON, the one
+/// form the CLI and reports read (see `GetRunResponse` in the proto).
+pub fn run_view(view: &RunView) -> Result<GetRunResponse, serde_json::Error> {
+    Ok(GetRunResponse { run_view_json: serde_json::to_string(view)? })
 }

@@ -105,7 +105,7 @@ fn aof_with_garbage_appended_keeps_every_key() {
     let run = s.cluster.start_run("redis-aof", &params);
     let v = s.cluster.wait_run(&run, "finished", |v| v["status"] != "running");
     assert_eq!(v["status"], "succeeded", "{}", ripcord_tests::step_states(&v));
-    assert_eq!(step(&v, "fix")["target"], "host=cache-1");
+    assert_eq!(step(&v, "fix")["target"]["selector"], "host=cache-1");
     assert_eq!(step(&v, "fix")["outputs"]["keys_after"], 101);
     assert_eq!(s.redis.keys("k:*"), expected_keys(0..101));
 }
@@ -172,7 +172,7 @@ fn rdb_restore_with_appendonly_on_in_the_config_keeps_the_restored_keys() {
     assert!(restore["backup"].as_str().unwrap().ends_with("dump-20261127.rdb"));
     // The run's RPO comes from the backup's age when it was restored.
     let achieved = &v["rpo_achieved"];
-    assert_eq!((achieved["step"].as_str(), achieved["basis"].as_str()), (Some("restore"), Some("RDB backup written")));
+    assert_eq!((achieved["step"].as_str(), achieved["basis"].as_str()), (Some("restore"), Some("backup")));
     let written = step(&v, "restore")["finished_at_ms"].as_i64().unwrap()
         - restore["backup_age_seconds"].as_i64().unwrap() * 1000;
     assert_eq!(achieved["kept_until_ms"].as_i64(), Some(written), "{achieved}");

@@ -83,11 +83,12 @@ fn a_run_with_parallel_branches_approval_retry_handler_and_deferred_step() {
     assert_eq!(step(&v, "alarm")["status"], "succeeded");
     assert_eq!(step(&v, "later")["status"], "pending");
     let approval = &step(&v, "gate")["approval"];
-    assert_eq!(approval["by"], "alice (operator)");
+    let alice = serde_json::json!({"name": "alice", "role": "operator"});
+    assert_eq!(approval["by"], alice);
     assert_eq!(approval["note"], "looks good");
     let events = v["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["kind"] == "approved" && e["actor"] == "alice (operator)"));
-    assert!(events.iter().any(|e| e["kind"] == "run_started" && e["actor"] == "alice (operator)"));
+    assert!(events.iter().any(|e| e["kind"] == "approved" && e["actor"] == alice));
+    assert!(events.iter().any(|e| e["kind"] == "run_started" && e["actor"] == alice));
 
     // Retry resumes from the failed step only; the deferred step then waits its second.
     let out = cluster.cli(OPERATOR, &["retry", &run]);
@@ -101,13 +102,7 @@ fn a_run_with_parallel_branches_approval_retry_handler_and_deferred_step() {
             >= 1000,
         "the deferred step waited its delay"
     );
-    assert!(
-        v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "retry_requested" && e["actor"] == "alice (operator)")
-    );
+    assert!(v["events"].as_array().unwrap().iter().any(|e| e["kind"] == "retry_requested" && e["actor"] == alice));
 
     // Side effects: one request per key, the notify text resolved, the secret never shown.
     let reqs = server.requests();

@@ -1,0 +1,313 @@
+//! A run as people and reports see it: [`RunView`], built by the coordinator
+//! from a run's record and log (`coordinator/src/view.rs`), carried to the
+//! CLI as its serde JSON, and rendered by `ripcord show`/`watch`, by
+//! `show --json` (that same JSON) and by reports. Secret params are redacted
+//! before a view leaves the coordinator.
+//!
+//! The JSON (format [`FORMAT`]): times are unix ms, named `*_ms` at run and
+//! step level and `at` in events and confirmations (the run's log as stored);
+//! a step's state is flat (`status` with `until_ms` for `deferred` and
+//! `retrying`, `skip_reason` and `skip_need` for `skipped`); enums are `snake_case` words;
+//! an actor is `{name, role}`.
+
+use crate::clock::Millis;
+use crate::measure::Rpo;
+use crate::run::{Actor, Confirmation, Event, Mode, RunStatus, StepStatus, TargetSpec};
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of the view's JSON. 2: typed (actors as objects, targets as
+/// `{selector, all}`, RPO basis as a word, events as logged).
+pub const FORMAT: u32 = 2;
+
+/// What a secret param's value is shown as.
+pub const REDACTED: &str = "••••••";
+
+/// One run: what it runs, where it stands against its objectives, every
+/// step and the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    /// [`FORMAT`].
+    pub format: u32,
+    pub run_id: String,
+    pub runbook_id: String,
+    pub title: String,
+    pub description: String,
+    /// Where the runbook came from: `builtin:ID` or the file name given.
+    pub source: String,
+    pub mode: Mode,
+    pub status: RunStatus,
+    pub started_by: Actor,
+    /// The coordinator's clock when it built the view.
+    pub now_ms: Millis,
+    pub created_at_ms: Millis,
+    pub incident_at_ms: Millis,
+    /// When every step that is not deferred finished: the end of the RTO clock.
+    pub recovered_at_ms: Option<Millis>,
+    pub finished_at_ms: Option<Millis>,
+    /// The runbook's RTO.
+    pub rto_ms: Option<Millis>,
+    /// The RTO clock: from the incident to recovery, else to now while the
+    /// run is running, else to its end.
+    pub elapsed_ms: Millis,
+    /// The runbook's RPO.
+    pub rpo_ms: Option<Millis>,
+    /// The RPO the run achieved so far (`measure::rpo`).
+    pub rpo_achieved: Option<Rpo>,
+    /// Why the run is failing, once a failure stopped it.
+    pub failing: Option<String>,
+    /// Secret ones are [`REDACTED`].
+    pub params: BTreeMap<String, Value>,
+    /// In runbook order, failure handlers included.
+    pub steps: Vec<StepView>,
+    pub events: Vec<LoggedEvent>,
+}
+
+impl RunView {
+    /// The first 8 characters of the id.
+    pub fn short_id(&self) -> &str {
+        self.run_id.get(..8).unwrap_or(&self.run_id)
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepView> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// One step of a run: its definition's essentials and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    pub id: String,
+    pub title: String,
+    pub action: String,
+    /// `status`, with `until_ms`, or `skip_reason` and `skip_need` (the need
+    /// that did not succeed), where the state has them.
+    #[serde(flatten, with = "flat_status")]
+    pub status: StepStatus,
+    /// The current (or last) attempt; 0 before the first.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub needs: Vec<String>,
+    /// The agents it runs on (params filled in); none for coordinator steps.
+    pub target: Option<TargetSpec>,
+    pub budget_ms: Option<Millis>,
+    pub over_budget: bool,
+    pub started_at_ms: Option<Millis>,
+    pub finished_at_ms: Option<Millis>,
+    pub error: Option<String>,
+    /// What a waiting or pending step waits for, in words.
+    pub waiting_for: Option<String>,
+    /// For approve steps: who approved.
+    pub approval: Option<Confirmation>,
+    /// For checklist steps: every item.
+    pub checklist: Vec<ChecklistItem>,
+    pub outputs: BTreeMap<String, Value>,
+    /// A failure handler (runs only when a failure calls it).
+    pub handler: bool,
+    /// For failure handlers: whether a failure called it.
+    pub triggered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    /// 1-based, as `ripcord approve --item` takes it.
+    pub item: u32,
+    pub text: String,
+    pub confirmed: Option<Confirmation>,
+}
+
+/// One line of a run's log, numbered: as the store keeps it and views show
+/// it. Every field of [`Event`] is in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: Event,
+    /// Who caused it, for operator actions.
+    #[serde(default)]
+    pub actor: Option<Actor>,
+}
+
+/// A [`StepStatus`] as flat fields of its step: `status` is the state's
+/// name (`StepStatus::name`), `until_ms`, `skip_reason` and `skip_need` its
+/// data.
+mod flat_status {
+    use super::*;
+    use serde::{Deserializer, Serializer, de::Error as _};
+
+    #[derive(Serialize, Deserialize)]
+    struct Flat {
+        status: String,
+        #[serde(default)]
+        until_ms: Option<Millis>,
+        #[serde(default)]
+        skip_reason: Option<String>,
+        #[serde(default)]
+        skip_need: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(st: &StepStatus, s: S) -> Result<S::Ok, S::Error> {
+        let (until_ms, skip_reason, skip_need) = match st {
+            StepStatus::Deferred { until } | StepStatus::Backoff { until } => (Some(*until), None, None),
+            StepStatus::Skipped { reason, need } => (None, Some(reason.clone()), need.clone()),
+            _ => (None, None, None),
+        };
+        Flat { status: st.name().to_string(), until_ms, skip_reason, skip_need }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StepStatus, D::Error> {
+        let f = Flat::deserialize(d)?;
+        let until = |name| f.until_ms.ok_or_else(|| D::Error::custom(format!("a {name} step needs until_ms")));
+        Ok(match f.status.as_str() {
+            "pending" => StepStatus::Pending,
+            "deferred" => StepStatus::Deferred { until: until("deferred")? },
+            "waiting" => StepStatus::Waiting,
+            "running" => StepStatus::Running,
+            "retrying" => StepStatus::Backoff { until: until("retrying")? },
+            "succeeded" => StepStatus::Succeeded,
+            "failed" => StepStatus::Failed,
+            "skipped" => StepStatus::Skipped { reason: f.skip_reason.unwrap_or_default(), need: f.skip_need },
+            other => return Err(D::Error::custom(format!("unknown step status \"{other}\""))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Basis;
+    use crate::run::{NewRun, start};
+
+    fn alice() -> Actor {
+        Actor { name: "alice".into(), role: "operator".into() }
+    }
+
+    fn step(id: &str, status: StepStatus) -> StepView {
+        StepView {
+            id: id.into(),
+            title: format!("the {id} step"),
+            action: "wait".into(),
+            status,
+            attempt: 1,
+            max_attempts: 3,
+            needs: vec![],
+            target: None,
+            budget_ms: None,
+            over_budget: false,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: None,
+            waiting_for: None,
+            approval: None,
+            checklist: vec![],
+            outputs: BTreeMap::new(),
+            handler: false,
+            triggered: false,
+        }
+    }
+
+    /// A view with every step state and every optional part filled in.
+    fn full() -> RunView {
+        let confirmed = Confirmation { by: alice(), note: "looks good".into(), at: 1_500 };
+        let statuses = [
+            StepStatus::Pending,
+            StepStatus::Deferred { until: 9_000 },
+            StepStatus::Waiting,
+            StepStatus::Running,
+            StepStatus::Backoff { until: 8_000 },
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Skipped { reason: "when was false".into(), need: None },
+            StepStatus::Skipped { reason: "s6 failed".into(), need: Some("s6".into()) },
+        ];
+        let mut steps: Vec<StepView> =
+            statuses.into_iter().enumerate().map(|(i, st)| step(&format!("s{i}"), st)).collect();
+        steps[2].approval = Some(confirmed.clone());
+        steps[2].checklist = vec![
+            ChecklistItem { item: 1, text: "paged the owner".into(), confirmed: Some(confirmed) },
+            ChecklistItem { item: 2, text: "told support".into(), confirmed: None },
+        ];
+        steps[3].target = Some(TargetSpec { selector: "role=redis".into(), all: true });
+        steps[5].outputs = BTreeMap::from([
+            ("keys".into(), Value::Int(12)),
+            ("ratio".into(), Value::Float(0.5)),
+            ("nested".into(), Value::Map(BTreeMap::from([("list".into(), Value::List(vec![Value::Bool(true)]))]))),
+        ]);
+        steps[5].budget_ms = Some(60_000);
+        steps[5].over_budget = true;
+        steps[5].started_at_ms = Some(1_000);
+        steps[5].finished_at_ms = Some(70_000);
+        steps[6].error = Some("exit 1".into());
+        steps[7].handler = true;
+        // Real log lines, whatever fields an event has.
+        let rb = crate::check::check("id: t\ntitle: t\nsteps:\n  - {id: w, action: wait, with: {duration: 1s}}\n")
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let new = NewRun { id: "r".into(), mode: Mode::Drill, params: BTreeMap::new(), incident_at: None };
+        let logged = start(&rb, new, 1_000).unwrap().events;
+        assert!(logged.len() >= 2, "{logged:?}");
+        let event = |seq: usize, actor| LoggedEvent { seq: seq as u64, event: logged[seq].clone(), actor };
+        RunView {
+            format: FORMAT,
+            run_id: "0123456789abcdef".into(),
+            runbook_id: "redis-aof".into(),
+            title: "Redis AOF repair".into(),
+            description: "d".into(),
+            source: "builtin:redis-aof".into(),
+            mode: Mode::Drill,
+            status: RunStatus::Running,
+            started_by: alice(),
+            now_ms: 100_000,
+            created_at_ms: 500,
+            incident_at_ms: 0,
+            recovered_at_ms: Some(90_000),
+            finished_at_ms: None,
+            rto_ms: Some(1_800_000),
+            elapsed_ms: 90_000,
+            rpo_ms: None,
+            rpo_achieved: Some(Rpo { lost_ms: 300, kept_until: -300, basis: Basis::RestorePoint, step: "s5".into() }),
+            failing: Some("step s6 failed".into()),
+            params: BTreeMap::from([("password".into(), Value::str(REDACTED)), ("n".into(), Value::Int(2))]),
+            steps,
+            events: vec![event(0, Some(alice())), event(1, None)],
+        }
+    }
+
+    #[test]
+    fn a_view_survives_its_json() {
+        let v = full();
+        let text = serde_json::to_string(&v).unwrap();
+        let back: RunView = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn the_json_is_flat_where_readers_compare_words() {
+        let j = serde_json::to_value(full()).unwrap();
+        let st = |i: usize, f: &str| j["steps"][i][f].clone();
+        assert_eq!((j["mode"].as_str(), j["status"].as_str()), (Some("drill"), Some("running")));
+        assert_eq!(st(1, "status"), "deferred");
+        assert_eq!(st(1, "until_ms"), 9_000);
+        assert_eq!(st(4, "status"), "retrying");
+        assert_eq!(st(7, "skip_reason"), "when was false");
+        assert_eq!(st(8, "skip_need"), "s6");
+        assert!(st(0, "until_ms").is_null() && st(0, "skip_reason").is_null());
+        assert_eq!(st(2, "approval")["by"]["name"], "alice");
+        assert_eq!(j["rpo_achieved"]["basis"], "restore_point");
+        assert_eq!(j["rpo_achieved"]["kept_until_ms"], -300);
+        assert_eq!(j["events"][0]["kind"], "run_started");
+        assert_eq!(j["events"][0]["at"], 1_000);
+        assert_eq!(j["events"][0]["actor"]["role"], "operator");
+    }
+
+    #[test]
+    fn an_unknown_step_status_is_refused() {
+        let mut j = serde_json::to_value(full()).unwrap();
+        j["steps"][0]["status"] = "napping".into();
+        let e = serde_json::from_value::<RunView>(j.clone()).unwrap_err().to_string();
+        assert!(e.contains("unknown step status \"napping\""), "{e}");
+        j["steps"][0]["status"] = "deferred".into();
+        let e = serde_json::from_value::<RunView>(j).unwrap_err().to_string();
+        assert!(e.contains("needs until_ms"), "{e}");
+    }
+}
