@@ -8,7 +8,8 @@ use crate::fleet::Fleet;
 use ripcord_engine::Selector;
 use ripcord_engine::value::Value;
 use ripcord_proto::v1::{ActionCommand, command, command_result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,45 +46,24 @@ pub async fn perform(fleet: Arc<Fleet>, r: Request) -> Outcome {
     }
     let args_json = serde_json::to_string(&r.args).unwrap_or_default();
     let wait = r.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
-    let mut tasks = tokio::task::JoinSet::new();
-    for agent in able {
+    let ids: Vec<String> = able.iter().map(|a| a.agent_id.clone()).collect();
+    let results = gather(ids, |id| {
         let fleet = Arc::clone(&fleet);
-        let id = agent.agent_id.clone();
         let command_id = format!("{}@{id}", r.key);
         let kind = command::Kind::Action(ActionCommand {
             action: r.action.clone(),
             args_json: args_json.clone(),
             timeout_ms: r.timeout_ms.unwrap_or(0),
         });
-        tasks.spawn(async move {
-            let result = fleet.run_action(&id, &command_id, kind, wait).await;
-            (id, result)
-        });
-    }
-    let mut results: BTreeMap<String, Result<BTreeMap<String, Value>, String>> = BTreeMap::new();
-    while let Some(done) = tasks.join_next().await {
-        let Ok((id, result)) = done else { continue };
-        let r = match result {
-            Ok(command_result::Outcome::Done(d)) => {
-                let mut outputs: BTreeMap<String, Value> = serde_json::from_str(&d.outputs_json).unwrap_or_default();
-                if !d.output.is_empty() {
-                    outputs.insert("output".into(), Value::Str(d.output));
-                }
-                Ok(outputs)
-            }
-            Ok(command_result::Outcome::Error(e)) => Err(e.message),
-            Ok(command_result::Outcome::Pong(_)) => Err("unexpected answer".into()),
-            Err(e) => Err(e),
-        };
-        results.insert(id, r);
-    }
-    let failures: Vec<String> =
-        results.iter().filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}"))).collect();
-    if !failures.is_empty() {
-        return Outcome::Failed(failures.join("; "));
+        async move { fleet.run_action(&id, &command_id, kind, wait).await }
+    })
+    .await;
+    if let Some(msg) = failures(&results) {
+        return Outcome::Failed(msg);
     }
     let mut ok: BTreeMap<String, BTreeMap<String, Value>> =
         results.into_iter().filter_map(|(id, r)| r.ok().map(|o| (id, o))).collect();
+    debug_assert!(!ok.is_empty(), "one result per agent asked");
     if ok.len() == 1 && !target.all {
         let (id, mut outputs) = ok.pop_first().unwrap_or_default();
         outputs.insert("agent".into(), Value::Str(id));
@@ -92,4 +72,115 @@ pub async fn perform(fleet: Arc<Fleet>, r: Request) -> Outcome {
     let mut outputs = BTreeMap::new();
     outputs.insert("agents".into(), Value::Map(ok.into_iter().map(|(k, v)| (k, Value::Map(v))).collect()));
     Outcome::Succeeded(outputs)
+}
+
+/// What one agent answered: its outputs, or why there are none.
+type Answer = Result<BTreeMap<String, Value>, String>;
+
+/// Runs `ask` for every agent, one task each, and waits for all of them.
+/// Every agent gets an entry: a task that panicked or was cancelled counts
+/// as an agent that did not answer, with the reason.
+async fn gather<F, Fut>(agents: Vec<String>, ask: F) -> BTreeMap<String, Answer>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<command_result::Outcome, String>> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut by_task = HashMap::new();
+    for id in agents {
+        let work = ask(id.clone());
+        let handle = tasks.spawn(work);
+        by_task.insert(handle.id(), id);
+    }
+    let mut results = BTreeMap::new();
+    while let Some(done) = tasks.join_next_with_id().await {
+        let (task, answer) = match done {
+            Ok((task, result)) => (task, answer(result)),
+            Err(e) => {
+                let why = if e.is_panic() { "its task panicked" } else { "its task was cancelled" };
+                (e.id(), Err(format!("no answer ({why})")))
+            }
+        };
+        if let Some(id) = by_task.remove(&task) {
+            results.insert(id, answer);
+        }
+    }
+    debug_assert!(by_task.is_empty(), "every task joined");
+    results
+}
+
+/// An agent's result as outputs, or the reason it has none.
+fn answer(result: Result<command_result::Outcome, String>) -> Answer {
+    match result {
+        Ok(command_result::Outcome::Done(d)) => {
+            let mut outputs: BTreeMap<String, Value> = if d.outputs_json.is_empty() {
+                BTreeMap::new()
+            } else {
+                serde_json::from_str(&d.outputs_json)
+                    .map_err(|e| format!("outputs that are not a JSON object ({e})"))?
+            };
+            if !d.output.is_empty() {
+                outputs.insert("output".into(), Value::Str(d.output));
+            }
+            Ok(outputs)
+        }
+        Ok(command_result::Outcome::Error(e)) => Err(e.message),
+        Ok(command_result::Outcome::Pong(_)) => Err("unexpected answer (a pong)".into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The failure message naming every agent without outputs and why, if any.
+fn failures(results: &BTreeMap<String, Answer>) -> Option<String> {
+    let failed: Vec<String> =
+        results.iter().filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}"))).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    Some(if results.len() > 1 {
+        format!("{} of {} agents failed: {}", failed.len(), results.len(), failed.join("; "))
+    } else {
+        failed.join("; ")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ripcord_proto::v1::{ActionDone, CommandError};
+
+    fn done(outputs_json: &str) -> Result<command_result::Outcome, String> {
+        Ok(command_result::Outcome::Done(ActionDone { outputs_json: outputs_json.into(), ..Default::default() }))
+    }
+
+    #[tokio::test]
+    async fn an_agent_whose_task_fails_is_named_not_dropped() {
+        let agents = vec!["cache-1".to_string(), "cache-2".to_string(), "cache-3".to_string()];
+        let results = gather(agents, |id| async move {
+            match id.as_str() {
+                "cache-2" => panic!("lost"),
+                "cache-3" => Ok(command_result::Outcome::Error(CommandError { message: "refused".into() })),
+                _ => done(r#"{"pong": "PONG"}"#),
+            }
+        })
+        .await;
+        assert_eq!(results.len(), 3, "{results:?}");
+        assert_eq!(results["cache-1"], Ok(BTreeMap::from([("pong".to_string(), Value::str("PONG"))])));
+        assert_eq!(
+            failures(&results).as_deref(),
+            Some("2 of 3 agents failed: cache-2: no answer (its task panicked); cache-3: refused")
+        );
+    }
+
+    #[test]
+    fn outputs_that_do_not_parse_are_an_error() {
+        let results = BTreeMap::from([
+            ("cache-1".to_string(), answer(done("{}"))),
+            ("cache-2".to_string(), answer(done("{not json"))),
+        ]);
+        let msg = failures(&results).unwrap_or_default();
+        assert!(msg.starts_with("1 of 2 agents failed: cache-2: outputs that are not a JSON object ("), "{msg}");
+        assert_eq!(answer(done("")), Ok(BTreeMap::new()), "no outputs at all");
+        assert!(answer(done("[1]")).is_err());
+    }
 }
