@@ -122,7 +122,8 @@ fn step_view(def: &Step, s: &RunState, handler: bool) -> StepView {
 }
 
 /// Every text of the view that a param's value can reach, with each secret
-/// value replaced. (Event messages are redacted before they are stored, too.)
+/// value replaced. (The driver redacts an event's message, error and note
+/// before it stores them, too.)
 fn redact_view(v: &mut RunView, secrets: &[String]) {
     if secrets.is_empty() {
         return;
@@ -147,7 +148,11 @@ fn redact_view(v: &mut RunView, secrets: &[String]) {
         }
         st.outputs.values_mut().for_each(|x| redact_value(x, secrets));
     }
-    v.events.iter_mut().for_each(|e| text(&mut e.event.message));
+    for e in &mut v.events {
+        text(&mut e.event.message);
+        let f = &mut e.event.facts;
+        f.error.iter_mut().chain(f.note.iter_mut()).chain(f.target.iter_mut()).for_each(text);
+    }
 }
 
 fn redact_value(v: &mut Value, secrets: &[String]) {
@@ -230,9 +235,10 @@ steps:
             T0 + 10_000,
         );
         let rec = RunRecord::new("builtin:v".into(), RB.into(), state, alice());
-        // The first line of the log, as if its message had named the secret.
+        // The first line of the log, as if its message and note had named the secret.
         let mut first = started.events[0].clone();
         first.message = format!("with {SECRET}");
+        first.facts.note = Some(format!("note {SECRET}"));
         let events = [LoggedEvent { seq: 0, event: first, actor: Some(alice()) }];
 
         let v = run_view(&rb, &rec, &events, T0 + 60_000);
@@ -261,6 +267,7 @@ steps:
             .collect();
         assert_eq!(items, [(1, "paged the owner", None), (2, "told support", Some(format!("{REDACTED}?").as_str()))]);
         assert_eq!(v.events[0].event.message, format!("with {REDACTED}"));
+        assert_eq!(v.events[0].event.facts.note, Some(format!("note {REDACTED}")));
         assert_eq!(v.events[0].actor, Some(alice()));
         assert!(!serde_json::to_string(&v).unwrap().contains(SECRET));
     }
