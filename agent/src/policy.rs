@@ -25,8 +25,8 @@
 //! write = false
 //! ```
 
-use ripcord_engine::{hint, registry};
 use ripcord_engine::duration;
+use ripcord_engine::{hint, registry};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;

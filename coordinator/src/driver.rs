@@ -18,9 +18,9 @@ use crate::integrations::{Outcome, Performer, Request};
 use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
 use ripcord_engine::clock::Millis;
 use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, Key, NewRun, RunState, Transition};
+use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
 use std::collections::BTreeMap;
-use ripcord_engine::runbook::Runbook;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +37,8 @@ pub enum Error {
     Rejected(String),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error("cannot commit run changes: {0}")]
+    Commit(#[source] store::Error),
     #[error("the run driver has stopped")]
     Stopped,
 }
@@ -386,11 +388,13 @@ impl Driver {
             });
         }
         if let Err(e) = self.store.commit(&commits) {
-            error!(error = %e, "cannot commit run changes; stopping the driver");
+            // Nothing of this batch happened: its callers hear so, and the
+            // error stops the coordinator (see `crate::run_with_store`),
+            // which logs it once.
             for r in batch.replies {
                 r(false);
             }
-            return Err(e.into());
+            return Err(Error::Commit(e));
         }
         for (id, record) in &batch.records {
             if record.state.status.is_finished() {
@@ -516,3 +520,7 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -39,17 +39,33 @@ pub enum Error {
     Kube(#[from] integrations::kube::Error),
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
+    /// The run driver stopped (a commit failed): the coordinator stops too,
+    /// so that its supervisor restarts it and the runs resume.
+    #[error("the run driver stopped: {0}; restart the coordinator to resume the runs from what was committed")]
+    Driver(#[source] driver::Error),
+    #[error("the run driver panicked: {0}")]
+    DriverPanicked(String),
 }
 
-/// Runs the coordinator until `shutdown` resolves.
+/// Runs the coordinator until `shutdown` resolves, or until its run driver
+/// stops (an error then).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    let store = store::Store::open(&config.data_dir)?;
+    run_with_store(config, store, shutdown).await
+}
+
+/// [`run`] with the store given (tests pass one that fails on purpose).
+pub async fn run_with_store(
+    config: Config,
+    store: store::Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let own = ripcord_pki::tls::own_certificate(&config.tls, Role::Coordinator)?;
     if let Some(w) = ripcord_pki::tls::validity_warning(&own) {
         warn!(cert = %config.tls.cert.display(), "{w}");
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let credentials = credentials::Credentials::load(&config.credentials)?;
-    let store = store::Store::open(&config.data_dir)?;
     let fleet = Arc::new(Fleet::load(store.clone(), config.max_concurrent_commands)?);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -65,22 +81,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
         agents = fleet.list(&Default::default()).len(), "coordinator listening");
 
-    let secrets = integrations::secrets::Secrets::new(&config.aws).await;
     let credential_names: Vec<String> = credentials.names().map(str::to_string).collect();
-    // AWS has no section of its own to require: its chain may find credentials anywhere.
-    let mut configured = vec!["aws".to_string()];
-    let mut actions = integrations::Actions::new(Arc::clone(&fleet), secrets).with_credentials(credentials);
+    let mut actions = integrations::Actions::new(Arc::clone(&fleet)).with_credentials(credentials);
+    // Only with an [aws] section: building the client runs the AWS chain,
+    // which may ask the instance-metadata service.
+    if let Some(aws) = &config.aws {
+        let secrets = integrations::secrets::Secrets::new(aws).await;
+        info!(region = secrets.region().as_deref().unwrap_or_default(), "aws client built");
+        actions = actions.with_secrets(secrets);
+    }
     if let Some(atlas) = &config.atlas {
         actions = actions.with_atlas(integrations::atlas::Atlas::new(atlas)?);
-        configured.push("atlas".into());
     }
     if let Some(kube) = &config.kube {
         actions = actions.with_kube(integrations::kube::Kube::new(kube).await?);
-        configured.push("kube".into());
     }
+    let configured = actions.configured();
     let performer = Arc::new(actions);
-    let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(fleet::now_ms));
-    let driver_task = tokio::spawn(driver.run());
+    let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(ripcord_pki::clock::now_ms));
+    let mut driver_task = tokio::spawn(driver.run());
     let service = grpc::service::Service::new(
         Arc::clone(&fleet),
         runs,
@@ -112,7 +131,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         closing.close_all("coordinator shutting down");
         let _ = drained_tx.send(());
     });
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.heartbeat_interval * 2))
         .http2_keepalive_timeout(Some(config.heartbeat_interval * 2))
         .layer(grpc::auth::AuthnLayer::new(tls))
@@ -120,8 +139,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         .add_service(ControlServer::new(service))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = drained_rx.await;
-        })
-        .await?;
+        });
+    // The driver never ends while the server holds its handle: if it does,
+    // runs can no longer move, and answering UNAVAILABLE forever helps no
+    // one. Stop, and let systemd or Kubernetes start a fresh process.
+    tokio::select! {
+        served = server => served?,
+        stopped = &mut driver_task => {
+            checkpoints.abort();
+            fleet.close_all("coordinator stopping");
+            return Err(match stopped {
+                Ok(Err(e)) => Error::Driver(e),
+                Ok(Ok(())) => Error::Driver(driver::Error::Stopped),
+                Err(e) => Error::DriverPanicked(e.to_string()),
+            });
+        }
+    }
     checkpoints.abort();
     driver_task.abort();
     fleet.checkpoint();

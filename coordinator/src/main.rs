@@ -35,9 +35,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ripcord_coordinator::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        // One line, through the log (which goes to stderr).
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("ripcord-coordinator: {e}");
+            tracing::error!("ripcord-coordinator: {e}");
             ExitCode::FAILURE
         }
     }

@@ -104,7 +104,12 @@ pub(crate) fn load(node: &Node, params: &[Param], diags: &mut Vec<Diagnostic>) -
         }
         escalate.push(Tier { after, text: t.text.clone() });
     }
-    Some(Notifications { webhook: raw.webhook, on: raw.on.unwrap_or_else(|| Topic::ALL.to_vec()), waiting_longer_than, escalate })
+    Some(Notifications {
+        webhook: raw.webhook,
+        on: raw.on.unwrap_or_else(|| Topic::ALL.to_vec()),
+        waiting_longer_than,
+        escalate,
+    })
 }
 
 /// The webhook is resolved when the run starts: it may name params only.
@@ -144,7 +149,10 @@ mod tests {
         let table: [(&str, &[&str]); 5] = [
             ("  webhook: \"{{ params.hook }}\"\n  escalate:\n    - {after: 15m, text: leads}\n", &[]),
             ("  webhook: \"{{ params.nope }}\"\n", &["6:12: {{ params.nope }}: no param \"nope\""]),
-            ("  webhook: \"{{ steps.a.x }}\"\n", &["6:12: {{ steps.a.x }}: the notify webhook is resolved when the run starts and may name params only"]),
+            (
+                "  webhook: \"{{ steps.a.x }}\"\n",
+                &["6:12: {{ steps.a.x }}: the notify webhook is resolved when the run starts and may name params only"],
+            ),
             ("  webhook: x\n  on: [run_started, lunch]\n", &["7:21: unknown variant `lunch`"]),
             (
                 "  webhook: x\n  escalate:\n    - {after: 30m, text: cto}\n    - {after: 15m, text: leads}\n",

@@ -346,7 +346,10 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
         diags.push(Diagnostic::new(pos, "a runbook needs at least one step"));
     }
     diags.sort_by_key(|d| d.pos);
-    Ok((Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, notify, broken }, diags))
+    Ok((
+        Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, notify, broken },
+        diags,
+    ))
 }
 
 fn load_param(name: &str, pos: Pos, node: &Node) -> Result<Param, Vec<Diagnostic>> {

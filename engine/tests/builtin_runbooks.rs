@@ -4,9 +4,9 @@
 //! the end on every branch of their `when:` conditions when every action
 //! succeeds.
 
-use ripcord_engine::registry;
 use ripcord_engine::check::check;
 use ripcord_engine::plan::plan;
+use ripcord_engine::registry;
 use ripcord_engine::run::{
     Actor, Effect, Input, Mode, NewRun, RunState, RunStatus, StepStatus, TimerKind, apply, start,
 };
@@ -204,7 +204,8 @@ fn simulate(rb: &Runbook, params: &[(&str, Value)], fail: &[&str]) -> (RunState,
                     if fail.contains(&key.step.as_str()) {
                         Input::Failed { step: key.step, attempt: key.attempt, error: "simulated failure".into() }
                     } else {
-                        let outputs = registry::get(&action).map_or(&[][..], |a| a.outputs)
+                        let outputs = registry::get(&action)
+                            .map_or(&[][..], |a| a.outputs)
                             .iter()
                             .map(|o| {
                                 let v = if *o == "ok" { Value::Bool(true) } else { Value::str(format!("<{o}>")) };

@@ -288,7 +288,11 @@ fn templates_resolve_params_outputs_and_incident_times() {
         outputs: [("snapshot_id".to_string(), Value::str("snap-9"))].into(),
     })
     .unwrap();
-    let Effect::Perform { args, .. } = s.effects.iter().find(|e| matches!(e, Effect::Perform { key, .. } if key.step == "b")).unwrap() else { panic!() };
+    let Effect::Perform { args, .. } =
+        s.effects.iter().find(|e| matches!(e, Effect::Perform { key, .. } if key.step == "b")).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(args.get("text"), Some(&Value::str("snap-9 at 2027-01-15T07:55:00Z for abcdef12")));
     s.ok("b");
     assert_eq!(s.status("c"), "skipped");

@@ -1,8 +1,9 @@
 //! A small HTTP/1.1 server for tests: records every request, treats the
 //! `Idempotency-Key` header the way a careful receiver would (the first
 //! request with a key is the side effect, repeats are recognised as
-//! duplicates), can be told to fail the first N requests to a path, and
-//! answers paths under `/slow` after 120 ms.
+//! duplicates), can be told to fail the first N requests to a path or to
+//! hold its answers until released, and answers paths under `/slow` after
+//! 120 ms.
 //!
 //! Also the pieces every test server here shares: [`read_request`] (one
 //! request off a keep-alive connection), [`serve_connections`] (a thread
@@ -11,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -32,12 +33,15 @@ struct State {
     fail: BTreeMap<String, usize>,
     /// Path → (status, body) to answer.
     answers: BTreeMap<String, (u16, String)>,
+    /// Paths whose requests are recorded but not answered until released.
+    held: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone)]
 pub struct TestServer {
     pub addr: String,
     state: Arc<Mutex<State>>,
+    released: Arc<Condvar>,
 }
 
 impl TestServer {
@@ -45,11 +49,24 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let state = Arc::new(Mutex::new(State::default()));
-        let s = Arc::clone(&state);
+        let released = Arc::new(Condvar::new());
+        let (s, r) = (Arc::clone(&state), Arc::clone(&released));
         serve_connections(listener, move |stream| {
-            let _ = serve(stream, &s);
+            let _ = serve(stream, &s, &r);
         });
-        Self { addr, state }
+        Self { addr, state, released }
+    }
+
+    /// Requests to `path` are recorded on arrival but answered only after
+    /// [`TestServer::release`] (or the test's patience runs out): a side
+    /// effect caught in flight.
+    pub fn hold(&self, path: &str) {
+        self.state.lock().unwrap().held.insert(path.to_string());
+    }
+
+    pub fn release(&self, path: &str) {
+        self.state.lock().unwrap().held.remove(path);
+        self.released.notify_all();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -76,7 +93,7 @@ impl TestServer {
     }
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+fn serve(stream: TcpStream, state: &Mutex<State>, released: &Condvar) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
     while let Some(req) = read_request(&mut reader)? {
@@ -104,6 +121,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 _ => st.answers.get(&path).cloned().unwrap_or((200, "{\"ok\":true,\"ts\":\"now\"}".to_string())),
             }
         };
+        let mut st = state.lock().unwrap();
+        let until = std::time::Instant::now() + crate::patience();
+        while st.held.contains(&path) && std::time::Instant::now() < until {
+            st = released.wait_timeout(st, std::time::Duration::from_millis(100)).unwrap().0;
+        }
+        drop(st);
         if path.starts_with("/slow") {
             // A side effect that takes a while: restarts land in the middle.
             std::thread::sleep(std::time::Duration::from_millis(120));

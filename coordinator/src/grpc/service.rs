@@ -51,7 +51,7 @@ fn status(e: driver::Error) -> Status {
         driver::Error::Invalid(m) => Status::invalid_argument(m),
         driver::Error::NotFound(m) => Status::not_found(m),
         driver::Error::Rejected(m) => Status::failed_precondition(m),
-        driver::Error::Store(e) => Status::internal(e.to_string()),
+        driver::Error::Store(e) | driver::Error::Commit(e) => Status::internal(e.to_string()),
         driver::Error::Stopped => Status::unavailable("the run driver has stopped"),
     }
 }

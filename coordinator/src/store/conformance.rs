@@ -27,7 +27,8 @@ fn record(id: &str, created_at: i64) -> RunRecord {
 }
 
 fn event(seq: u64) -> LoggedEvent {
-    let event = Event { at: 1, step: None, kind: EventKind::RunStarted, message: format!("e{seq}"), facts: Default::default() };
+    let event =
+        Event { at: 1, step: None, kind: EventKind::RunStarted, message: format!("e{seq}"), facts: Default::default() };
     LoggedEvent { seq, event, actor: None }
 }
 
@@ -39,7 +40,8 @@ fn timer(run: &str, step: &str) -> Effect {
 fn a_commit_is_read_back_whole() {
     for (name, store) in storages() {
         let rec = record("r1", 10);
-        let effects = [timer("r1", "a"), Effect::RunTimer { run: "r1".into(), timer: RunTimer::Escalate { tier: 1 }, at: 9 }];
+        let effects =
+            [timer("r1", "a"), Effect::RunTimer { run: "r1".into(), timer: RunTimer::Escalate { tier: 1 }, at: 9 }];
         let events = [event(0), event(1)];
         store.commit(&[Commit { record: &rec, events: &events, new_effects: &effects, acked: &[] }]).unwrap();
         assert_eq!(store.run("r1").unwrap().unwrap().state, rec.state, "{name}");

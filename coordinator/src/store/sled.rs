@@ -1,6 +1,6 @@
 //! The sled storage: one tree per kind of record, JSON values.
 
-use super::{AgentRecord, Commit, Error, LoggedEvent, RunRecord, Storage, AGENT_FORMAT, decode_run, effect_id};
+use super::{AGENT_FORMAT, AgentRecord, Commit, Error, LoggedEvent, RunRecord, Storage, decode_run, effect_id};
 use ripcord_engine::run::Effect;
 use std::path::Path;
 
@@ -74,7 +74,6 @@ impl SledStorage {
         let effects = db.open_tree(EFFECTS_TREE)?;
         Ok(Self { db, fleet, runs, events, effects })
     }
-
 }
 
 impl Storage for SledStorage {
@@ -224,7 +223,6 @@ impl Storage for SledStorage {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -284,7 +284,12 @@ impl Machine<'_> {
         let attempts = st.attempt;
         let took = st.started_at.map(|s| now - s);
         let facts = Facts { attempt: Some(attempts), error: Some(error.clone()), took_ms: took, ..Facts::default() };
-        self.event_with(Some(step), EventKind::StepFailed, format!("failed after {attempts} attempt(s): {error}"), facts);
+        self.event_with(
+            Some(step),
+            EventKind::StepFailed,
+            format!("failed after {attempts} attempt(s): {error}"),
+            facts,
+        );
         self.announce(
             format!("@failed.{step}.{attempts}"),
             Topic::StepFailed,
@@ -514,7 +519,12 @@ impl Machine<'_> {
             st.status = StepStatus::Skipped { reason: reason.clone(), need: need.clone() };
             st.finished_at = Some(now);
         }
-        self.event_with(Some(step), EventKind::StepSkipped, format!("skipped: {reason}"), Facts { need, ..Facts::default() });
+        self.event_with(
+            Some(step),
+            EventKind::StepSkipped,
+            format!("skipped: {reason}"),
+            Facts { need, ..Facts::default() },
+        );
     }
 
     /// Records recovery and the end of the run when their time has come.
@@ -579,4 +589,3 @@ fn note_text(note: &str) -> String {
 pub fn human(ms: Millis) -> String {
     crate::duration::format(std::time::Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
 }
-

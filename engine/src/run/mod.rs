@@ -10,7 +10,6 @@
 //! timeout, a repeated delivery after a restart) is ignored: a step's state
 //! only moves forward for its current attempt.
 
-
 mod machine;
 mod notices;
 mod start;

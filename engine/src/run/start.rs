@@ -130,4 +130,3 @@ fn coerce(ty: ParamType, v: Value) -> Result<Value, String> {
     crate::runbook::check_param_value(ty, &v)?;
     Ok(v)
 }
-

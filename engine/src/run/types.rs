@@ -221,8 +221,14 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 6] =
-        [Topic::RunStarted, Topic::RunFinished, Topic::StepFailed, Topic::OverBudget, Topic::Waiting, Topic::Escalation];
+    pub const ALL: [Topic; 6] = [
+        Topic::RunStarted,
+        Topic::RunFinished,
+        Topic::StepFailed,
+        Topic::OverBudget,
+        Topic::Waiting,
+        Topic::Escalation,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -342,16 +348,48 @@ impl TargetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "input", rename_all = "snake_case")]
 pub enum Input {
-    Succeeded { step: String, attempt: u32, outputs: BTreeMap<String, Value> },
-    Failed { step: String, attempt: u32, error: String },
-    Timer { step: String, attempt: u32, kind: TimerKind },
-    Approve { step: String, by: Actor, note: String },
-    Confirm { step: String, item: usize, by: Actor, note: String },
-    Abort { by: Actor, reason: String },
-    Retry { by: Actor, step: Option<String> },
-    RunTimer { timer: RunTimer },
+    Succeeded {
+        step: String,
+        attempt: u32,
+        outputs: BTreeMap<String, Value>,
+    },
+    Failed {
+        step: String,
+        attempt: u32,
+        error: String,
+    },
+    Timer {
+        step: String,
+        attempt: u32,
+        kind: TimerKind,
+    },
+    Approve {
+        step: String,
+        by: Actor,
+        note: String,
+    },
+    Confirm {
+        step: String,
+        item: usize,
+        by: Actor,
+        note: String,
+    },
+    Abort {
+        by: Actor,
+        reason: String,
+    },
+    Retry {
+        by: Actor,
+        step: Option<String>,
+    },
+    RunTimer {
+        timer: RunTimer,
+    },
     /// A notice was delivered (`error: None`) or could not be.
-    Notified { name: String, error: Option<String> },
+    Notified {
+        name: String,
+        error: Option<String>,
+    },
 }
 
 /// A line of the run's timeline.
@@ -465,4 +503,3 @@ pub struct NewRun {
     pub params: BTreeMap<String, Value>,
     pub incident_at: Option<Millis>,
 }
-

@@ -9,6 +9,7 @@ mod config;
 mod crash;
 mod credentials;
 mod fleet;
+mod notices;
 mod redis;
 mod runs;
 mod services;

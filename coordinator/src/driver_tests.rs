@@ -1,0 +1,221 @@
+//! The driver with the in-memory store, a fake performer and paused time:
+//! group commit, commit-then-act, resume, stale results, timers across a
+//! restart, and a failing commit.
+
+use super::*;
+use crate::integrations::BoxFuture;
+use crate::store::memory::{Failing, MemoryStorage};
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+const T0: Millis = 1_800_000_000_000;
+
+/// A performer that records every call, checks the effect was committed
+/// before it was called, and answers when the test says so.
+#[derive(Default)]
+struct Fake {
+    store: Mutex<Option<Store>>,
+    calls: Mutex<Vec<(run::Key, bool)>>,
+    answers: Mutex<Vec<(run::Key, oneshot::Sender<Outcome>)>>,
+    /// Answer at once with success instead of waiting.
+    instant: bool,
+}
+
+impl Fake {
+    fn new(store: &Store, instant: bool) -> Arc<Self> {
+        Arc::new(Fake { store: Mutex::new(Some(store.clone())), instant, ..Fake::default() })
+    }
+
+    fn calls(&self) -> Vec<(run::Key, bool)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Answers the pending call for `step`, attempt `attempt`.
+    fn answer(&self, step: &str, attempt: u32, outcome: Outcome) {
+        let mut answers = self.answers.lock().unwrap();
+        let i = answers.iter().position(|(k, _)| k.step == step && k.attempt == attempt).expect("a pending call");
+        let (_, tx) = answers.remove(i);
+        tx.send(outcome).expect("the driver is waiting");
+    }
+}
+
+impl Performer for Fake {
+    fn perform(&self, r: Request) -> BoxFuture<Outcome> {
+        let id = effect_id(&Effect::Perform {
+            key: r.key.clone(),
+            action: r.action.clone(),
+            args: r.args.clone(),
+            target: None,
+            timeout_ms: None,
+        });
+        let committed = self
+            .store
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|s| s.pending_effects(&r.key.run).is_ok_and(|p| p.iter().any(|(pid, _)| *pid == id)));
+        self.calls.lock().unwrap().push((r.key.clone(), committed));
+        if self.instant {
+            return Box::pin(async { Outcome::Succeeded(BTreeMap::new()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.answers.lock().unwrap().push((r.key, tx));
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Outcome::Failed("dropped".into())) })
+    }
+}
+
+/// The driver's clock: paused tokio time from T0.
+fn clock() -> Arc<dyn Fn() -> Millis + Send + Sync> {
+    let base = tokio::time::Instant::now();
+    Arc::new(move || T0 + i64::try_from(base.elapsed().as_millis()).unwrap_or(0))
+}
+
+fn start_req(text: &str) -> StartRequest {
+    StartRequest {
+        source: "test.yaml".into(),
+        text: text.into(),
+        params: BTreeMap::new(),
+        incident_at: None,
+        mode: run::Mode::Drill,
+        by: Actor { name: "alice".into(), role: "operator".into() },
+    }
+}
+
+/// Lets the other tasks run until `done` holds (bounded).
+async fn settle(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn status(store: &Store, id: &str) -> run::RunStatus {
+    store.run(id).unwrap().expect("stored").state.status
+}
+
+const ONE_STEP: &str = "id: one\ntitle: one\nsteps:\n  - {id: a, action: noop}\n";
+const GATE: &str = "id: gate\ntitle: gate\nsteps:\n  - {id: g, action: approve}\n";
+
+#[tokio::test(start_paused = true)]
+async fn runs_queued_together_are_committed_together() {
+    let memory = Arc::new(MemoryStorage::default());
+    let store = Store::new(memory.clone());
+    let (driver, runs) = Driver::new(store.clone(), Fake::new(&store, true), clock());
+    let starts: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn({
+                let runs = runs.clone();
+                async move { runs.start(start_req(GATE)).await }
+            })
+        })
+        .collect();
+    // Every start is queued before the driver takes the first.
+    tokio::task::yield_now().await;
+    tokio::spawn(driver.run());
+    for s in starts {
+        s.await.unwrap().unwrap();
+    }
+    assert_eq!(store.runs().unwrap().len(), 20);
+    assert_eq!(memory.commits(), 1, "20 starts queued together make one commit");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_effect_is_committed_before_it_is_performed() {
+    let store = Store::memory();
+    let fake = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), fake.clone(), clock());
+    tokio::spawn(driver.run());
+    let id = runs.start(start_req(ONE_STEP)).await.unwrap();
+    settle("the step to be performed", || !fake.calls().is_empty()).await;
+    assert_eq!(fake.calls(), vec![(run::Key { run: id.clone(), step: "a".into(), attempt: 1 }, true)]);
+    fake.answer("a", 1, Outcome::Succeeded(BTreeMap::new()));
+    settle("the run to succeed", || status(&store, &id) == run::RunStatus::Succeeded).await;
+    assert!(store.pending_effects(&id).unwrap().is_empty(), "the outcome acknowledged the effect");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_performs_every_unacknowledged_effect_again_with_the_same_key() {
+    let store = Store::memory();
+    let first = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), first.clone(), clock());
+    let task = tokio::spawn(driver.run());
+    let text = "id: two\ntitle: two\nsteps:\n  - {id: a, action: noop}\n  - {id: b, action: noop}\n";
+    let id = runs.start(start_req(text)).await.unwrap();
+    settle("both steps to be performed", || first.calls().len() == 2).await;
+    // The coordinator dies with both effects committed, neither answered.
+    task.abort();
+    drop(runs);
+
+    let second = Fake::new(&store, true);
+    let (driver, _runs) = Driver::new(store.clone(), second.clone(), clock());
+    tokio::spawn(driver.run());
+    settle("the run to succeed", || status(&store, &id) == run::RunStatus::Succeeded).await;
+    let mut before: Vec<run::Key> = first.calls().into_iter().map(|(k, _)| k).collect();
+    let mut after: Vec<run::Key> = second.calls().into_iter().map(|(k, _)| k).collect();
+    before.sort();
+    after.sort();
+    assert_eq!(after, before, "the same keys, each once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_for_an_attempt_that_is_no_longer_current_is_ignored() {
+    let store = Store::memory();
+    let fake = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), fake.clone(), clock());
+    tokio::spawn(driver.run());
+    let text = "id: r\ntitle: r\nsteps:\n  - {id: a, action: noop, timeout: 1m, retry: {attempts: 2, backoff: 1s}}\n";
+    let id = runs.start(start_req(text)).await.unwrap();
+    settle("attempt 1", || fake.calls().len() == 1).await;
+    // Attempt 1 times out; attempt 2 starts after the backoff.
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    settle("attempt 1 to time out", || {
+        store.events(&id).unwrap().iter().any(|e| e.event.kind == EventKind::StepRetrying)
+    })
+    .await;
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    settle("attempt 2", || fake.calls().len() == 2).await;
+    fake.answer("a", 1, Outcome::Succeeded(BTreeMap::new()));
+    settle("the late result to be logged", || {
+        store.events(&id).unwrap().iter().any(|e| e.event.kind == EventKind::Ignored)
+    })
+    .await;
+    let st = &store.run(&id).unwrap().unwrap().state.steps["a"];
+    assert_eq!((st.attempt, st.status.name()), (2, "running"), "the late success of attempt 1 changed nothing");
+    fake.answer("a", 2, Outcome::Succeeded(BTreeMap::new()));
+    settle("the run to succeed", || status(&store, &id) == run::RunStatus::Succeeded).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_set_before_a_restart_fires_after_it() {
+    let store = Store::memory();
+    let clock = clock();
+    let (driver, runs) = Driver::new(store.clone(), Fake::new(&store, true), Arc::clone(&clock));
+    let task = tokio::spawn(driver.run());
+    let text = "id: w\ntitle: w\nsteps:\n  - {id: pause, action: wait, with: {duration: 1h}}\n";
+    let id = runs.start(start_req(text)).await.unwrap();
+    task.abort();
+    drop(runs);
+
+    let (driver, _runs) = Driver::new(store.clone(), Fake::new(&store, true), clock);
+    tokio::spawn(driver.run());
+    settle("the restarted driver to be idle", || true).await;
+    assert_eq!(status(&store, &id), run::RunStatus::Running);
+    tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+    settle("the wait to end", || status(&store, &id) == run::RunStatus::Succeeded).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_commit_stops_the_driver_with_the_error_and_tells_the_caller() {
+    let store = Store::new(Arc::new(Failing::new(MemoryStorage::default(), 2)));
+    let (driver, runs) = Driver::new(store.clone(), Fake::new(&store, false), clock());
+    let task = tokio::spawn(driver.run());
+    runs.start(start_req(GATE)).await.expect("commit 1 works");
+    let e = runs.start(start_req(GATE)).await.expect_err("commit 2 fails");
+    assert!(matches!(e, Error::Stopped), "{e}");
+    let stopped = task.await.unwrap().expect_err("the driver stops");
+    assert_eq!(stopped.to_string(), "cannot commit run changes: store: commit 2 failed: no space left on device");
+    assert_eq!(store.runs().unwrap().len(), 1, "nothing of the failed commit is stored");
+}
