@@ -38,8 +38,9 @@ pub struct Config {
     pub address_file: Option<PathBuf>,
     /// MongoDB Atlas Admin API access, if atlas.* actions are used.
     pub atlas: Option<crate::integrations::atlas::AtlasConfig>,
-    /// AWS Secrets Manager (endpoint, region); credentials come from the AWS chain.
-    pub aws: crate::integrations::secrets::SecretsConfig,
+    /// AWS Secrets Manager (endpoint, region), if aws.* actions are used;
+    /// credentials come from the AWS chain. Without it no AWS client is built.
+    pub aws: Option<crate::integrations::secrets::SecretsConfig>,
     /// Kubernetes access, if k8s.* actions are used.
     pub kube: Option<crate::integrations::kube::KubeConfig>,
     /// Credentials runbooks name (`[credentials.NAME]`), paths resolved.
@@ -79,8 +80,10 @@ struct File {
     atlas: Option<crate::integrations::atlas::AtlasConfig>,
     /// AWS Secrets Manager: optional endpoint and region. Credentials come
     /// from the usual AWS chain (environment, profile, instance role).
+    /// Needed only by runbooks with aws.* steps; without it no AWS client is
+    /// built, so the AWS chain (and its instance-metadata lookups) never runs.
     #[serde(default)]
-    aws: crate::integrations::secrets::SecretsConfig,
+    aws: Option<crate::integrations::secrets::SecretsConfig>,
     /// Kubernetes: kubeconfig (set it explicitly), context, default namespace.
     /// Needed only by runbooks with k8s.* steps.
     #[serde(default)]
@@ -204,6 +207,16 @@ key = "certs/coordinator.key"
         let c = Config::parse(&with, Path::new("/etc/ripcord/coordinator.toml")).unwrap();
         assert_eq!(c.credentials["chatdb"].password_file, Path::new("/etc/ripcord/secrets/chatdb"));
         assert_eq!(c.credentials["chatdb"].user.as_deref(), Some("chat-app"));
+    }
+
+    #[test]
+    fn aws_is_configured_only_by_its_section() {
+        let c = Config::parse(GOOD, Path::new("c.toml")).unwrap();
+        assert_eq!(c.aws, None, "no [aws]: no AWS client");
+        let c = Config::parse(&format!("{GOOD}\n[aws]\n"), Path::new("c.toml")).unwrap();
+        assert_eq!(c.aws, Some(Default::default()), "an empty [aws] uses the AWS chain");
+        let c = Config::parse(&format!("{GOOD}\n[aws]\nregion = \"eu-west-1\"\n"), Path::new("c.toml")).unwrap();
+        assert_eq!(c.aws.and_then(|a| a.region).as_deref(), Some("eu-west-1"));
     }
 
     #[test]

@@ -206,7 +206,9 @@ impl AgentSpec {
 
 /// A coordinator with its certificates, agents and operators, in a temp dir.
 /// More for the coordinator: config sections (TOML appended to its config)
-/// and environment (e.g. AWS credentials for the SDK's chain).
+/// and environment (e.g. AWS credentials for the SDK's chain). The
+/// coordinator inherits no `AWS_*` variable and has instance metadata off
+/// (`AWS_EC2_METADATA_DISABLED=true`); `env` is applied after that.
 #[derive(Clone, Debug, Default)]
 pub struct CoordinatorExtras {
     pub toml: String,
@@ -440,10 +442,10 @@ pub fn start_coordinator(dir: &Path, pki: &Pki, listen: &str) -> (Proc, String) 
     start_coordinator_with(dir, pki, listen, &CoordinatorExtras::default())
 }
 
-/// [`start_coordinator`] with extra config sections and environment.
-pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &CoordinatorExtras) -> (Proc, String) {
+/// Writes `dir/coordinator.toml` for a coordinator listening on `listen`
+/// with its data under `dir/data`; returns its path.
+pub fn write_coordinator_config(dir: &Path, pki: &Pki, listen: &str, extras: &CoordinatorExtras) -> PathBuf {
     let addr_file = dir.join("coordinator.addr");
-    let _ = fs::remove_file(&addr_file);
     let cfg = dir.join("coordinator.toml");
     let text = format!(
         "listen = \"{listen}\"\ndata_dir = \"{data}\"\naddress_file = \"{addr}\"\nheartbeat_interval = \"500ms\"\nping_timeout = \"3s\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
@@ -454,8 +456,27 @@ pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &Coor
         key = pki.key("coordinator").display(),
     );
     fs::write(&cfg, format!("{text}{}", extras.toml)).expect("coordinator config");
+    cfg
+}
+
+/// [`start_coordinator`] with extra config sections and environment.
+pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &CoordinatorExtras) -> (Proc, String) {
+    let addr_file = dir.join("coordinator.addr");
+    let _ = fs::remove_file(&addr_file);
+    let cfg = write_coordinator_config(dir, pki, listen, extras);
     let mut cmd = Command::new(bin("ripcord-coordinator"));
     cmd.arg("--config").arg(&cfg);
+    // Traffic stays on loopback: no AWS settings or credentials of the
+    // machine, no instance-metadata lookups (a test may ask for them back
+    // through `extras.env`).
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"));
     for (k, v) in &extras.env {
         cmd.env(k, v);
     }

@@ -13,9 +13,13 @@
 //! timeout that hid a success — finds its own version instead of writing a
 //! second one (which would also make "previous" point at our own value).
 //!
-//! Credentials and region come from the usual AWS chain (environment,
-//! profile, web identity, ECS, instance metadata); the endpoint can be set
-//! for tests or VPC endpoints. The IAM permissions needed on the secret are
+//! The client exists only when the coordinator config has an `[aws]`
+//! section: building it runs the AWS chain, which may ask the
+//! instance-metadata service. Credentials come from that chain
+//! (environment, profile, web identity, ECS, instance metadata), or are
+//! given explicitly ([`Secrets::with_static_credentials`]); the region is the
+//! configured one when set, else the chain's; the endpoint can be set for
+//! tests or VPC endpoints. The IAM permissions needed on the secret are
 //! `secretsmanager:DescribeSecret`, `GetSecretValue` and `PutSecretValue`
 //! (and `kms:Decrypt`/`kms:GenerateDataKey` for a customer-managed key).
 //!
@@ -50,8 +54,9 @@ const PREVIOUS: &str = "AWSPREVIOUS";
 // Configuration
 // ---------------------------------------------------------------------------
 
-/// The `[aws]` section of the coordinator configuration. Everything is
-/// optional: credentials always come from the AWS default chain
+/// The `[aws]` section of the coordinator configuration; without it no
+/// client is built and aws.* steps fail. Every field is optional:
+/// credentials always come from the AWS default chain
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, web
 /// identity, ECS or instance metadata), never from this file.
 ///

@@ -1,7 +1,7 @@
 //! Malformed configuration is refused at start with the file, position and
 //! field named; the CLI finds its settings in the usual places.
 
-use ripcord_tests::{AgentSpec, Cluster, OPERATOR, Pki, bare_cli, bin, text};
+use ripcord_tests::{AgentSpec, Cluster, CoordinatorExtras, OPERATOR, Pki, bare_cli, bin, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -147,4 +147,44 @@ fn certs_cli_writes_private_keys_and_refuses_to_overwrite() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("unknown role \"admin\""), "{:?}", text(&out));
     assert!(!d.join("x.key").exists());
+}
+
+/// A coordinator without `[aws]` builds no AWS client, so the AWS chain
+/// never runs and never asks the instance-metadata service: the metadata
+/// endpoint (a recording server on loopback, with metadata lookups allowed)
+/// sees no request. With an `[aws]` section that names no region, the same
+/// endpoint is asked, which shows the recording would catch a lookup.
+#[test]
+fn coordinator_without_aws_section_makes_no_metadata_lookup() {
+    let imds = ripcord_tests::http::TestServer::start();
+    let env = vec![
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "false".to_string()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(), format!("http://{}", imds.addr)),
+    ];
+    let cluster = Cluster::start_with(&[], CoordinatorExtras { toml: String::new(), env: env.clone() });
+
+    let file = cluster.path().join("aws.yaml");
+    fs::write(
+        &file,
+        "id: aws-step\ntitle: aws step\nrto: 10m\nsteps:\n  - {id: switch, action: aws.update_secret, with: {secret_id: app/db, set: {k: v}}}\n",
+    )
+    .unwrap();
+    let run = cluster.start_run(file.to_str().unwrap(), &[]);
+    let v = cluster.wait_run(&run, "to finish", |v| v["status"] != "running");
+    assert_eq!(v["status"], "failed", "{v}");
+    let (status, stderr) = text(&cluster.cli(OPERATOR, &["status"]));
+    let integrations = status.lines().find(|l| l.starts_with("integrations:")).unwrap_or_default();
+    assert!(!integrations.is_empty() && !integrations.contains("aws"), "{status}{stderr}");
+    let log = cluster.coordinator.log_text();
+    assert!(log.contains("aws.* actions need an [aws] section in the coordinator config"), "{log}");
+    assert!(!log.contains("aws client built") && !log.contains("aws_config"), "{log}");
+    assert_eq!(imds.requests(), vec![], "instance-metadata lookups");
+    drop(cluster);
+
+    // The positive control: [aws] without a region asks the chain, and so
+    // the metadata endpoint, for one.
+    let cluster = Cluster::start_with(&[], CoordinatorExtras { toml: "\n[aws]\n".into(), env });
+    let log = cluster.coordinator.log_text();
+    assert!(log.contains("aws client built"), "{log}");
+    assert!(!imds.requests().is_empty(), "an [aws] section without region asks instance metadata");
 }
