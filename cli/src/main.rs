@@ -11,6 +11,7 @@ use ripcord_cli::{client, output, plan, settings};
 use ripcord_engine::model::RunView;
 use ripcord_engine::run::RunStatus;
 use ripcord_engine::{Role, Selector};
+use ripcord_pki::clock::now_ms;
 use ripcord_pki::issue::{Request, Validity};
 use ripcord_proto::v1::{
     AbortRunRequest, ApproveStepRequest, GetRunRequest, HealthRequest, ListAgentsRequest, ListRunsRequest,
@@ -18,7 +19,7 @@ use ripcord_proto::v1::{
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "ripcord", version, about = "ripcord: run the disaster-recovery playbook")]
@@ -226,8 +227,9 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("\"{s}\" is not an RFC 3339 time (e.g. 2026-01-31T09:00:00Z): {e}"))
+    ripcord_engine::clock::parse_rfc3339(s)
+        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .ok_or_else(|| format!("\"{s}\" is not an RFC 3339 time (e.g. 2026-01-31T09:00:00Z)"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -537,10 +539,6 @@ where
     let s = settings::resolve(given, file, path.as_deref()).map_err(usage)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start runtime")?;
     rt.block_on(f(s))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn status(s: settings::Settings) -> Result<ExitCode, Failure> {

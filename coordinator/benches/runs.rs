@@ -47,8 +47,7 @@ async fn one(name: &str, chain: bool, steps: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
     let perf = Arc::new(Instant0 { calls: Mutex::new(Vec::new()) });
-    let (driver, runs): (Driver, Runs) =
-        Driver::new(store.clone(), perf.clone(), Arc::new(ripcord_coordinator::fleet::now_ms));
+    let (driver, runs): (Driver, Runs) = Driver::new(store.clone(), perf.clone(), Arc::new(ripcord_pki::clock::now_ms));
     tokio::spawn(driver.run());
     let t = Instant::now();
     let id = runs

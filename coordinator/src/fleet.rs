@@ -8,13 +8,14 @@
 
 use crate::store::{self, AgentRecord, Store};
 use ripcord_engine::Selector;
+use ripcord_pki::clock::now_ms;
 use ripcord_proto::v1::{
     Command, CommandResult, CoordinatorMessage, Goodbye, command, command_result, coordinator_message,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 use tracing::{info, warn};
@@ -87,10 +88,6 @@ pub struct Fleet {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Fleet {

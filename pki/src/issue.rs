@@ -35,7 +35,7 @@ pub struct Validity {
 impl Validity {
     /// From a minute ago (tolerates small clock skew) for `days` days.
     pub fn days_from_now(days: u32) -> Self {
-        let now = OffsetDateTime::now_utc();
+        let now = crate::clock::now_utc();
         Self { not_before: now - Duration::minutes(1), not_after: now + Duration::days(i64::from(days)) }
     }
 

@@ -6,12 +6,14 @@
 //! `operator`, `viewer`) in its organisational unit (`OU`). The coordinator
 //! reads both back with [`inspect`] on every call.
 //!
+//! - [`clock`]: now, for every process that reads the clock.
 //! - [`issue`]: create a CA and issue keys and certificates (rcgen).
 //! - [`files`]: the on-disk layout used by `ripcord certs` (keys 0600,
 //!   nothing overwritten unless forced, nothing half written).
 //! - [`inspect`]: identity, role and validity of a certificate.
 //! - [`tls`]: the rustls server config and tonic client config built from them.
 
+pub mod clock;
 pub mod files;
 pub mod inspect;
 pub mod issue;

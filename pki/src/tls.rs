@@ -75,7 +75,7 @@ pub fn own_certificate(files: &TlsFiles, expected: Role) -> Result<CertInfo, Err
 
 /// A warning when `info` is not valid now or expires within a week.
 pub fn validity_warning(info: &CertInfo) -> Option<String> {
-    validity_warning_at(info, OffsetDateTime::now_utc())
+    validity_warning_at(info, crate::clock::now_utc())
 }
 
 /// [`validity_warning`] at a given time.
@@ -166,11 +166,7 @@ impl ServerTls {
 }
 
 fn rfc3339(t: UnixTime) -> String {
-    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| format!("unix time {secs}"))
+    ripcord_engine::clock::rfc3339(i64::try_from(t.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000))
 }
 
 /// Asks for a client certificate and verifies the handshake signature (the

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub const PROJECT: &str = "5e2211c17a3e5a48f5497de3";
 pub const SOURCE: &str = "chat-prod";
@@ -378,24 +378,23 @@ impl FakeAtlas {
     }
 }
 
+/// Now, to the second like Atlas.
 fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
+    rfc3339(unix_now())
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+/// Unix seconds as Atlas writes times.
+fn rfc3339(secs: i64) -> String {
+    ripcord_engine::clock::rfc3339(secs.saturating_mul(1000))
 }
 
 fn unix_now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)).unwrap_or(0)
+    ripcord_pki::clock::now_ms().div_euclid(1000)
 }
 
+/// Unix seconds.
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+    ripcord_engine::clock::parse_rfc3339(s).map(|ms| ms.div_euclid(1000))
 }
 
 fn valid_name(n: &str) -> bool {
@@ -409,14 +408,14 @@ impl State {
         let doc = self.cluster_doc(SOURCE, "7.0", "US_EAST_1", "M20", 3, "IDLE");
         self.clusters.push(Cluster { project: PROJECT.into(), doc, ready_at: None, gone_at: None });
         for (id, age_h, kind) in [(SNAPSHOT_DAILY, 26, "daily"), (SNAPSHOT_HOURLY, 2, "hourly")] {
-            let created = SystemTime::now() - Duration::from_secs(age_h * 3600);
+            let created = unix_now() - age_h * 3600;
             self.snapshots.push(Snapshot {
                 cluster: SOURCE.into(),
                 doc: json!({
                     "id": id, "createdAt": rfc3339(created), "description": format!("{kind} snapshot"),
                     "status": "completed", "snapshotType": "scheduled", "frequencyType": kind,
                     "type": "replicaSet", "mongodVersion": "7.0.12", "replicaSetName": "atlas-abc123-shard-0",
-                    "expiresAt": rfc3339(created + Duration::from_secs(7 * 86_400)), "storageSizeBytes": 104_857_600,
+                    "expiresAt": rfc3339(created + 7 * 86_400), "storageSizeBytes": 104_857_600,
                 }),
                 done_at: None,
             });

@@ -200,7 +200,7 @@ async fn answer(source: &UriSource, method: &str, path: &str, query: &str, body:
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    ripcord_engine::clock::rfc3339(ripcord_pki::clock::now_ms())
 }
 
 /// `GetSecretValue` on moto through its JSON protocol (moto does not check

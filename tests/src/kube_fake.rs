@@ -39,7 +39,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How the fake behaves.
 #[derive(Clone, Debug)]
@@ -418,9 +418,9 @@ impl Drop for FakeKube {
 // The simulated cluster
 // ---------------------------------------------------------------------------
 
+/// Now, to the second like the API server.
 fn now_rfc3339() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64 * 1000).unwrap_or(0);
-    ripcord_engine::clock::rfc3339(ms)
+    ripcord_engine::clock::rfc3339(ripcord_pki::clock::now_ms().div_euclid(1000) * 1000)
 }
 
 /// FNV-1a, as the pod-template-hash stand-in.
@@ -1333,7 +1333,7 @@ fn wants_table(req: &Req) -> bool {
 
 /// "5s", "3m", "2h", "4d", as kubectl prints ages.
 fn age(created: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = ripcord_pki::clock::now_ms();
     let then = ripcord_engine::clock::parse_rfc3339(created).unwrap_or(now);
     let secs = ((now - then) / 1000).max(0);
     match secs {

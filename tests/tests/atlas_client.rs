@@ -10,7 +10,7 @@ use ripcord_engine::value::Value;
 use ripcord_tests::atlas_fake::{FakeAtlas, Options, PROJECT, SNAPSHOT_DAILY, SNAPSHOT_HOURLY, SOURCE};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const CLIENT_ID: &str = "mdb_sa_id_65f00000000000000000abcd";
 const CLIENT_SECRET: &str = "mdb_sa_sk_s3cr3t-never-in-messages";
@@ -122,7 +122,7 @@ impl Setup {
 }
 
 fn unix_now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    ripcord_pki::clock::now_ms().div_euclid(1000)
 }
 
 /// `secs` as RFC 3339 at +02:00, to show the offset is applied.

@@ -13,7 +13,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const NS: &str = "chat";
 const SECRET_URI: &str =
@@ -516,8 +516,7 @@ fn kubectl_session(bin: &Path) -> String {
     // kubectl's timestamp has whole seconds: a restart within the same
     // second as the last one is an empty patch (kubectl 1.20 says so).
     ripcord_tests::eventually("the next second", || {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?;
-        let now = ripcord_engine::clock::rfc3339(now.as_secs() as i64 * 1000);
+        let now = ripcord_engine::clock::rfc3339(ripcord_pki::clock::now_ms().div_euclid(1000) * 1000);
         if now != at { Ok(()) } else { Err(now) }
     });
     run(&["rollout", "restart", "deployment/api"]);

@@ -24,8 +24,8 @@ pub fn sha256(path: &Path) -> Result<String, String> {
 }
 
 fn stamp() -> String {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    ripcord_engine::clock::rfc3339(i64::try_from(secs).unwrap_or(0) * 1000).replace(':', "")
+    let whole_seconds = ripcord_pki::clock::now_ms().div_euclid(1000) * 1000;
+    ripcord_engine::clock::rfc3339(whole_seconds).replace(':', "")
 }
 
 /// Copies `from` to `to` through a temporary file in `to`'s directory:

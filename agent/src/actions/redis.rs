@@ -352,8 +352,8 @@ async fn delete_pattern(
 
 /// `20261127T014900Z`, for backup directory names.
 fn stamp() -> String {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    ripcord_engine::clock::rfc3339(i64::try_from(secs).unwrap_or(0) * 1000).replace([':', '-'], "")
+    let whole_seconds = ripcord_pki::clock::now_ms().div_euclid(1000) * 1000;
+    ripcord_engine::clock::rfc3339(whole_seconds).replace([':', '-'], "")
 }
 
 /// Creates `<dir>/<prefix>-<stamp>` (with `-2`, `-3`… if taken).

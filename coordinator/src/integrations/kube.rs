@@ -38,7 +38,7 @@ use serde_json::{Value as J, json};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
@@ -447,7 +447,7 @@ impl Kube {
                 at.clone()
             }
             _ => {
-                let mut secs = unix_now();
+                let mut secs = ripcord_pki::clock::now_ms().div_euclid(1000);
                 // The same second as the last restart would change nothing
                 // and start no rollout.
                 if previous.as_deref() == Some(rfc3339(secs).as_str()) {
@@ -913,10 +913,6 @@ fn outputs<const N: usize>(items: [(&str, Value); N]) -> Outputs {
 /// `d` to whole milliseconds, for messages.
 fn millis(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `2024-05-01T12:00:00Z`, to the second like kubectl's.

@@ -26,7 +26,7 @@ use ripcord_engine::run::Key;
 use ripcord_engine::value::Value;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Server error codes this module recognises.
@@ -255,10 +255,11 @@ impl Mongo {
                 bson_kind(&value)
             )
         })?;
-        let newest_at = mongodb::bson::DateTime::from_millis(ms)
-            .try_to_rfc3339_string()
-            .map_err(|e| format!("mongo.newest: {field} is out of range: {e}"))?;
-        let age = age_seconds(ms, now_millis());
+        let newest_at = ripcord_engine::clock::rfc3339(ms);
+        if ripcord_engine::clock::parse_rfc3339(&newest_at) != Some(ms) {
+            return Err(format!("mongo.newest: {field} is out of range (years 0000 to 9999): {ms} ms"));
+        }
+        let age = age_seconds(ms, ripcord_pki::clock::now_ms());
         info!(key = %key, server = %target, db = %a.db, collection = %a.collection, newest_at = %newest_at,
             age_seconds = age, "mongo.newest");
         Ok(BTreeMap::from([
@@ -459,7 +460,7 @@ pub fn time_of(v: &Bson) -> Option<i64> {
         Bson::DateTime(d) => Some(d.timestamp_millis()),
         Bson::Timestamp(t) => Some(i64::from(t.time) * 1000),
         Bson::ObjectId(o) => Some(o.timestamp().timestamp_millis()),
-        Bson::String(s) => super::atlas::parse_rfc3339(s).ok().map(|s| s * 1000),
+        Bson::String(s) => ripcord_engine::clock::parse_rfc3339(s),
         _ => None,
     }
 }
@@ -479,10 +480,6 @@ fn bson_kind(v: &Bson) -> &'static str {
 /// Whole seconds from `then` to `now` (milliseconds), never negative.
 pub fn age_seconds(then_ms: i64, now_ms: i64) -> i64 {
     (now_ms.saturating_sub(then_ms) / 1000).max(0)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn command_code(e: &mongodb::error::Error) -> Option<i32> {

@@ -14,7 +14,6 @@ use ripcord_engine::value::Value;
 use serde::de::DeserializeOwned;
 use serde_json::Value as J;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An action's outputs.
 pub(super) type Outputs = BTreeMap<String, Value>;
@@ -95,13 +94,15 @@ pub(super) fn check_cluster(what: &str, name: &str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Refused(format!("{what}: {name:?} is not a valid Atlas cluster name"))) }
 }
 
+/// Now in whole seconds, Atlas's unit.
 pub(super) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    ripcord_pki::clock::now_ms().div_euclid(1000)
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time (`2024-05-01T12:00:00Z`,
 /// `2024-05-01T14:00:00.250+02:00`); fractions of a second are dropped.
-pub(crate) fn parse_rfc3339(s: &str) -> Result<i64, String> {
+/// The engine's parser, in Atlas's unit and with the message a step shows.
+pub(super) fn parse_rfc3339(s: &str) -> Result<i64, String> {
     ripcord_engine::clock::parse_rfc3339(s)
         .map(|ms| ms.div_euclid(1000))
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"))

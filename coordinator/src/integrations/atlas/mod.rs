@@ -29,9 +29,6 @@ mod error;
 mod restores;
 mod snapshots;
 
-// For callers outside atlas until RFC 3339 parsing is unified.
-#[allow(unused_imports)]
-pub(crate) use actions::parse_rfc3339;
 pub use auth::base64_encode;
 pub use client::{Endpoint, Retry};
 pub use config::{AtlasAuth, AtlasConfig, MixedAuth};
