@@ -50,14 +50,15 @@ pub enum Error {
 /// Runs the coordinator until `shutdown` resolves, or until its run driver
 /// stops (an error then).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-    let store = store::Store::open(&config.data_dir)?;
-    run_with_store(config, store, shutdown).await
+    let data_dir = config.data_dir.clone();
+    run_with_store(config, move || store::Store::open(&data_dir), shutdown).await
 }
 
-/// [`run`] with the store given (tests pass one that fails on purpose).
+/// [`run`] with the store from `open_store`, called once the config has
+/// been checked (tests pass one that fails on purpose).
 pub async fn run_with_store(
     config: Config,
-    store: store::Store,
+    open_store: impl FnOnce() -> Result<store::Store, store::Error>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let own = ripcord_pki::tls::own_certificate(&config.tls, Role::Coordinator)?;
@@ -66,6 +67,7 @@ pub async fn run_with_store(
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let credentials = credentials::Credentials::load(&config.credentials)?;
+    let store = open_store()?;
     let fleet = Arc::new(Fleet::load(store.clone(), config.max_concurrent_commands)?);
 
     let listener = tokio::net::TcpListener::bind(config.listen)

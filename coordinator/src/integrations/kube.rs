@@ -57,8 +57,6 @@ const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(600);
 const DEFAULT_TAIL: u32 = 100;
 /// `k8s.logs` reads at most this many pods.
 const MAX_LOG_PODS: usize = 10;
-/// How long after the step's timeout a call still in flight is abandoned.
-const BACKSTOP_GRACE: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -302,15 +300,10 @@ impl Kube {
     /// Performs `action`, giving up after `timeout` (the step's `timeout`,
     /// `Request::timeout_ms`).
     pub async fn perform(&self, action: &str, args: &Value, key: &Key, timeout: Option<Duration>) -> Outcome {
+        // Waits stop at the deadline and say what they waited for; a call
+        // that hangs anyway is cut off by the router (`integrations::Actions`).
         let deadline = timeout.map(|t| Instant::now() + t);
-        let work = self.dispatch(action, args, key, deadline);
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t + BACKSTOP_GRACE, work)
-                .await
-                .unwrap_or_else(|_| Err(Error::Timeout(format!("{action} timed out after {}", Human(t))))),
-            None => work.await,
-        };
-        match result {
+        match self.dispatch(action, args, key, deadline).await {
             Ok(out) => Outcome::Succeeded(out),
             Err(e) => {
                 let msg = scrub(e.to_string(), &secrets_of(action, args));

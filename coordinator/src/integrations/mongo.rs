@@ -63,29 +63,11 @@ impl Mongo {
         self
     }
 
-    /// Performs a `mongo.*` action with no time limit of its own.
+    /// Performs a `mongo.*` action. The step's timeout is kept by the
+    /// router (`integrations::Actions`), the one place every call is timed.
     pub async fn perform(&self, action: &str, args: &Value, key: &Key) -> Outcome {
-        self.perform_with_timeout(action, args, key, None).await
-    }
-
-    /// Performs a `mongo.*` action, giving up after `timeout` (the step's
-    /// `timeout`, `Request::timeout_ms`).
-    pub async fn perform_with_timeout(
-        &self,
-        action: &str,
-        args: &Value,
-        key: &Key,
-        timeout: Option<Duration>,
-    ) -> Outcome {
         let uri = args.get("uri").and_then(Value::as_str).unwrap_or_default().to_string();
-        let work = self.dispatch(action, args, key);
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t, work)
-                .await
-                .unwrap_or_else(|_| Err(format!("{action} timed out after {} s", t.as_secs_f64()))),
-            None => work.await,
-        };
-        match result {
+        match self.dispatch(action, args, key).await {
             Ok(out) => Outcome::Succeeded(out),
             Err(e) => {
                 let msg = scrub_uri(e, &uri);

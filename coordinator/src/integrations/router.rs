@@ -188,7 +188,7 @@ impl Integration for kube::Kube {
 impl Integration for mongo::Mongo {
     fn perform(&self, call: Call) -> BoxFuture<Outcome> {
         let mongo = self.clone();
-        Box::pin(async move { mongo.perform_with_timeout(call.action.name, &call.args, &call.key, call.timeout).await })
+        Box::pin(async move { mongo.perform(call.action.name, &call.args, &call.key).await })
     }
 }
 

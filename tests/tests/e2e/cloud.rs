@@ -429,7 +429,7 @@ fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anyt
 
     // status and plan say so beforehand.
     let (status, _) = text(&s.cluster.cli(OPERATOR, &["status"]));
-    assert!(status.contains("integrations: aws, atlas, kube") && status.contains("credentials: chatdb"), "{status}");
+    assert!(status.contains("integrations: atlas, aws, kube") && status.contains("credentials: chatdb"), "{status}");
     let plan = |creds: &str| pitr(&["runbook", "plan"], creds);
     let out = plan("chatdb");
     let (stdout, stderr) = text(&out);

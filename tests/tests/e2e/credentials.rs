@@ -26,7 +26,7 @@ fn cluster_with_probe_credentials() -> Cluster {
         toml: format!("\n[credentials.probe]\nuser = \"{USER}\"\npassword_file = \"{}\"\n", file.display()),
         env: vec![],
     };
-    let agent = AgentSpec::new("app-1").label("role", "app").actions(&["http.check"]);
+    let agent = AgentSpec::new("app-1").label("role", "app").actions(&["file.newest"]);
     let cluster = Cluster::start_with(&[agent], extras);
     // The coordinator read the file at start; it may go.
     drop(dir);
@@ -66,11 +66,11 @@ steps:
     on_failure: continue
   - id: from-the-host
     needs: [login]
-    action: http.check
+    action: file.newest
     target: "role=app"
     with:
-      url: "{login}"
-      headers: {{ X-Session: "{{{{ steps.login.body }}}}" }}
+      dir: /tmp
+      pattern: "{{{{ steps.login.body }}}}"
     on_failure: continue
   - id: gate
     needs: [login]
@@ -95,8 +95,12 @@ steps:
     // nothing reached the host.
     let v = cluster.wait_run(&run, "from-the-host", |v| step(v, "from-the-host")["status"] == "failed");
     let error = step(&v, "from-the-host")["error"].as_str().unwrap_or_default().to_string();
-    assert!(error.contains("http.check runs on an agent, and its arguments carry credentials (probe)"), "{error}");
-    assert_eq!(server.requests().iter().filter(|r| r.path == "/login").count(), 1, "the agent probed");
+    assert!(error.contains("file.newest runs on an agent, and its arguments carry credentials (probe)"), "{error}");
+    assert_eq!(
+        server.requests().iter().filter(|r| r.path == "/login").count(),
+        1,
+        "only the coordinator's probe reached the service"
+    );
     // An operator pastes the password into a note: it is stored as the token.
     let note = format!("checked with {PASSWORD}");
     let out = cluster.cli(OPERATOR, &["approve", &run, "gate", "--note", &note]);

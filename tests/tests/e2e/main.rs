@@ -13,3 +13,4 @@ mod notices;
 mod redis;
 mod runs;
 mod services;
+mod store;

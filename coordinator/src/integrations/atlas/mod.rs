@@ -40,7 +40,6 @@ pub use crate::credentials::Secret;
 use super::Outcome;
 use crate::credentials::Credentials;
 use client::Client;
-use ripcord_engine::duration::Human;
 use ripcord_engine::run::Key;
 use ripcord_engine::value::Value;
 use std::fmt;
@@ -48,7 +47,6 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 /// How long after the step's timeout a call still in flight is abandoned.
-const BACKSTOP_GRACE: Duration = Duration::from_secs(2);
 
 /// An Atlas Admin API client and the `atlas.*` actions. Cheap to clone: the
 /// token cache and digest state are shared.
@@ -109,16 +107,10 @@ impl Atlas {
         timeout: Option<Duration>,
     ) -> Outcome {
         // Waits stop polling at the deadline and report what they waited
-        // for; a hung request is cut off shortly after.
+        // for; a request that hangs anyway is cut off by the router
+        // (`integrations::Actions`), the one place every call is timed.
         let deadline = timeout.map(|t| Instant::now() + t);
-        let work = self.dispatch(action, args, key, deadline);
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t + BACKSTOP_GRACE, work)
-                .await
-                .unwrap_or_else(|_| Err(Error::Timeout(format!("{action} timed out after {}", Human(t))))),
-            None => work.await,
-        };
-        match result {
+        match self.dispatch(action, args, key, deadline).await {
             Ok(out) => Outcome::Succeeded(out),
             Err(e) => {
                 let msg = self.client.auth.scrub(e.to_string());
