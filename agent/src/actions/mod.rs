@@ -11,7 +11,6 @@ pub mod process;
 pub mod redis;
 #[cfg(test)]
 pub mod redis_testkit;
-pub mod resp;
 pub mod service;
 
 use crate::policy::Allowlist;

@@ -19,9 +19,13 @@
 //!   setting, so that the next restart loads the same keys.
 
 use super::process::run;
-use super::resp::{self, Conn, Reply};
 use super::{Ctx, Outputs, arg_bool, arg_opt_str, arg_str, arg_u64, files, service};
 use crate::policy::{Redis, Refused};
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, ProtocolVersion,
+    RedisConnectionInfo, ServerError, Value as Reply,
+};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::fs;
@@ -61,22 +65,132 @@ pub async fn perform(action: &str, inst: &Redis, args: &Value, ctx: &Ctx<'_>) ->
     }
 }
 
-// ---------------------------------------------------------------- reading
+// ---------------------------------------------------------------- connection
 
+/// How long connecting (with AUTH) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one command may take to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to one instance, through the `redis` crate (RESP2).
+pub(crate) struct Conn(MultiplexedConnection);
+
+/// Why there is no connection. Never holds the password.
+pub(crate) enum Unreachable {
+    /// The instance refused the password from the password file.
+    Password(String),
+    Other(String),
+}
+
+impl Conn {
+    /// Connects to an allowed instance and, if it has a password file,
+    /// authenticates with the password in it.
+    pub(crate) async fn open(inst: &Redis) -> Result<Self, Unreachable> {
+        let other = |m: String| Unreachable::Other(m);
+        let password = match &inst.password_file {
+            Some(p) => Some(
+                fs::read_to_string(p)
+                    .map_err(|e| other(format!("cannot read password file {}: {e}", p.display())))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let (host, port) = inst
+            .address
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| other(format!("redis address \"{}\" is not host:port", inst.address)))?;
+        let mut settings = RedisConnectionInfo::default().set_protocol(ProtocolVersion::RESP2);
+        if let Some(p) = &password {
+            settings = settings.set_password(p);
+        }
+        let info = ConnectionAddr::Tcp(host.to_string(), port)
+            .into_connection_info()
+            .map_err(|e| other(format!("redis address \"{}\": {e}", inst.address)))?
+            .set_redis_settings(settings);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(ANSWER_TIMEOUT));
+        let client = Client::open(info).map_err(|e| other(format!("redis address \"{}\": {e}", inst.address)))?;
+        // The crate's errors name neither the password nor the AUTH command's arguments.
+        match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(c) => Ok(Conn(c)),
+            Err(e) if e.kind() == ErrorKind::AuthenticationFailed => Err(Unreachable::Password(format!(
+                "redis instance {} refused the password in {}",
+                inst.name,
+                inst.password_file.as_deref().map_or("(none)".into(), |p| p.display().to_string())
+            ))),
+            Err(e) if e.is_timeout() => Err(other(format!("connecting to redis at {} timed out", inst.address))),
+            Err(e) => Err(other(format!("cannot connect to redis at {}: {e}", inst.address))),
+        }
+    }
+
+    /// Sends one command and reads its reply. A Redis error reply is
+    /// returned as `Reply::ServerError`, not as `Err`.
+    pub(crate) async fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
+        let mut cmd = Cmd::new();
+        for a in args {
+            cmd.arg(*a);
+        }
+        self.send(args.first().copied().unwrap_or_default(), &cmd).await
+    }
+
+    /// `call` for a command already built; `name` is for messages.
+    async fn send(&mut self, name: &str, cmd: &Cmd) -> Result<Reply, String> {
+        self.0.req_packed_command(cmd).await.map_err(|e| {
+            if e.is_timeout() { format!("redis did not answer {name} in time") } else { format!("redis {name}: {e}") }
+        })
+    }
+
+    /// `call`, with an error reply turned into `Err`.
+    async fn ok(&mut self, args: &[&str]) -> Result<Reply, String> {
+        match self.call(args).await? {
+            Reply::ServerError(e) => Err(format!("redis {}: {}", args.first().copied().unwrap_or_default(), said(&e))),
+            r => Ok(r),
+        }
+    }
+}
+
+/// An error reply as Redis wrote it (`ERR …`, `NOAUTH …`).
+fn said(e: &ServerError) -> String {
+    match e.details() {
+        Some(d) => format!("{} {d}", e.code()),
+        None => e.code().to_string(),
+    }
+}
+
+/// A reply as text (simple and bulk strings, integers).
+fn reply_text(r: &Reply) -> Option<String> {
+    ::redis::from_redis_value_ref::<String>(r).ok()
+}
+
+/// Connects to an allowed instance; a connection that fails is explained.
 async fn connect(inst: &Redis) -> Result<Conn, String> {
-    resp::connect(inst).await.map_err(|e| {
-        format!(
-            "redis instance {} does not answer: {e}; check that its service ({}) is running",
+    Conn::open(inst).await.map_err(|e| match e {
+        Unreachable::Password(m) => format!("{m}; check its password_file"),
+        Unreachable::Other(m) => format!(
+            "redis instance {} does not answer: {m}; check that its service ({}) is running",
             inst.name, inst.service
-        )
+        ),
     })
 }
+
+/// Whether the instance answers PING with PONG.
+pub async fn pings(inst: &Redis) -> bool {
+    match Conn::open(inst).await {
+        Ok(mut c) => matches!(c.call(&["PING"]).await, Ok(Reply::SimpleString(s)) if s == "PONG"),
+        Err(_) => false,
+    }
+}
+
+// ---------------------------------------------------------------- reading
 
 async fn ping(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
     let started = Instant::now();
     let mut c = connect(inst).await?;
     match c.call(&["PING"]).await? {
-        Reply::Status(s) if s == "PONG" => {
+        Reply::SimpleString(s) if s == "PONG" => {
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             ctx.out.line(&format!("{} ({}) answered PONG in {ms} ms", inst.name, inst.address));
             let mut o = Outputs::new();
@@ -84,7 +198,7 @@ async fn ping(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
             o.insert("latency_ms".into(), Value::from(ms));
             Ok(o)
         }
-        Reply::Error(e) => Err(format!("redis instance {} answered PING with an error: {e}", inst.name)),
+        Reply::ServerError(e) => Err(format!("redis instance {} answered PING with an error: {}", inst.name, said(&e))),
         other => Err(format!("redis instance {} answered PING with {other:?}, not PONG", inst.name)),
     }
 }
@@ -108,7 +222,7 @@ async fn dbsize(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
 async fn info_fields(c: &mut Conn, sections: &[&str]) -> Result<Vec<(String, String)>, String> {
     let mut argv = vec!["INFO"];
     argv.extend_from_slice(sections);
-    let text = c.ok(&argv).await?.text().ok_or("redis INFO answered no text")?;
+    let text = reply_text(&c.ok(&argv).await?).ok_or("redis INFO answered no text")?;
     Ok(parse_info(&text))
 }
 
@@ -197,7 +311,7 @@ async fn info(inst: &Redis, section: Option<&str>, ctx: &Ctx<'_>) -> Result<Outp
 
 async fn config_get(c: &mut Conn, parameter: &str) -> Result<Option<String>, String> {
     match c.ok(&["CONFIG", "GET", parameter]).await? {
-        Reply::Array(Some(items)) => Ok(items.get(1).and_then(Reply::text)),
+        Reply::Array(items) => Ok(items.get(1).and_then(reply_text)),
         other => Err(format!("redis CONFIG GET {parameter} answered {other:?}")),
     }
 }
@@ -221,13 +335,15 @@ async fn config_set(
     let previous = config_get(&mut c, parameter)
         .await?
         .ok_or_else(|| format!("redis does not know the parameter \"{parameter}\""))?;
-    if let Reply::Error(e) = c.call(&["CONFIG", "SET", parameter, value]).await? {
+    if let Reply::ServerError(e) = c.call(&["CONFIG", "SET", parameter, value]).await? {
+        let e = said(&e);
         return Err(format!("redis refused CONFIG SET {parameter} {value}: {e}; {parameter} is still {previous}"));
     }
     let now = config_get(&mut c, parameter).await?.unwrap_or_else(|| value.to_string());
     ctx.out.line(&format!("{}: {parameter} {previous} -> {now}", inst.name));
     if persist {
-        if let Reply::Error(e) = c.call(&["CONFIG", "REWRITE"]).await? {
+        if let Reply::ServerError(e) = c.call(&["CONFIG", "REWRITE"]).await? {
+            let e = said(&e);
             return Err(format!(
                 "{parameter} is now {now} (was {previous}) but CONFIG REWRITE failed: {e}; the change is lost at \
                  the next restart unless it is written to the config file"
@@ -276,14 +392,14 @@ async fn delete_pattern(
     let mut cursor = "0".to_string();
     loop {
         let reply = c.ok(&["SCAN", &cursor, "MATCH", pattern, "COUNT", &count_arg]).await?;
-        let Reply::Array(Some(mut parts)) = reply else {
+        let Reply::Array(mut parts) = reply else {
             return Err(format!("redis SCAN answered {reply:?}"));
         };
-        let (Some(Reply::Array(batch)), Some(next)) = (parts.pop(), parts.pop().as_ref().and_then(Reply::text)) else {
+        let (Some(Reply::Array(batch)), Some(next)) = (parts.pop(), parts.pop().as_ref().and_then(reply_text)) else {
             return Err("redis SCAN answered an unexpected reply".into());
         };
-        for k in batch.unwrap_or_default() {
-            if let Reply::Bulk(Some(k)) = k
+        for k in batch {
+            if let Reply::BulkString(k) = k
                 && seen.insert(key_hash(&k))
                 && (keys.len() as u64) < limit
             {
@@ -323,26 +439,21 @@ async fn delete_pattern(
         ));
     }
     let mut deleted = 0u64;
-    let mut skipped = 0u64;
-    let names: Vec<String> = keys
-        .into_iter()
-        .filter_map(|k| {
-            String::from_utf8(k).map_err(|_| skipped += 1).ok() // the RESP client sends text only
-        })
-        .collect();
-    for batch in names.chunks(UNLINK_BATCH) {
-        let mut argv: Vec<&str> = Vec::with_capacity(batch.len() + 1);
-        argv.push("UNLINK");
-        argv.extend(batch.iter().map(String::as_str));
-        match c.ok(&argv).await? {
+    // Keys as Redis returned them: names need not be UTF-8.
+    for batch in keys.chunks(UNLINK_BATCH) {
+        let mut cmd = ::redis::cmd("UNLINK");
+        for k in batch {
+            cmd.arg(k.as_slice());
+        }
+        match c.send("UNLINK", &cmd).await? {
             Reply::Int(n) => deleted += u64::try_from(n).unwrap_or(0),
+            Reply::ServerError(e) => {
+                return Err(format!("redis UNLINK: {} after {deleted} keys were deleted", said(&e)));
+            }
             other => return Err(format!("redis UNLINK answered {other:?} after {deleted} keys were deleted")),
         }
     }
     ctx.out.line(&format!("{}: deleted {deleted} of {matched} keys matching {pattern}", inst.name));
-    if skipped > 0 {
-        ctx.out.line(&format!("{skipped} keys with names that are not UTF-8 were not deleted"));
-    }
     o.insert("deleted".into(), Value::from(deleted));
     o.insert("dry_run".into(), Value::Bool(false));
     Ok(o)
@@ -573,7 +684,7 @@ fn bytes_discarded(report: &str) -> u64 {
 }
 
 async fn keys_if_up(inst: &Redis) -> Option<u64> {
-    let mut c = resp::connect(inst).await.ok()?;
+    let mut c = Conn::open(inst).await.ok()?;
     dbsize_of(&mut c).await.ok()
 }
 
@@ -792,7 +903,7 @@ async fn total_keys(c: &mut Conn) -> Result<u64, String> {
 /// Stops a Redis that started without the restored data, first turning off
 /// its save points so that the shutdown does not overwrite the restored file.
 async fn stop_without_saving(inst: &Redis, ctx: &Ctx<'_>, svc: &crate::policy::Service) -> String {
-    if let Ok(mut c) = resp::connect(inst).await {
+    if let Ok(mut c) = Conn::open(inst).await {
         let _ = c.call(&["CONFIG", "SET", "save", ""]).await;
     }
     match service::stop(ctx, svc).await {
@@ -859,7 +970,7 @@ async fn restore_rdb(inst: &Redis, backup: Option<&str>, ctx: &Ctx<'_>) -> Resul
     }
 
     // If it runs, it must be using the files this restore writes.
-    if let Ok(mut c) = resp::connect(inst).await {
+    if let Ok(mut c) = Conn::open(inst).await {
         let dir = config_get(&mut c, "dir").await.ok().flatten();
         let dbfilename = config_get(&mut c, "dbfilename").await.ok().flatten();
         if let (Some(dir), Some(name)) = (dir, dbfilename) {
@@ -975,7 +1086,8 @@ async fn restore_rdb(inst: &Redis, backup: Option<&str>, ctx: &Ctx<'_>) -> Resul
     }
 
     if aof_wanted {
-        if let Reply::Error(e) = c.call(&["CONFIG", "SET", "appendonly", "yes"]).await? {
+        if let Reply::ServerError(e) = c.call(&["CONFIG", "SET", "appendonly", "yes"]).await? {
+            let e = said(&e);
             return Err(format!("Redis has the data but CONFIG SET appendonly yes failed: {e}{left_off}"));
         }
         ctx.out.line("CONFIG SET appendonly yes: waiting for the AOF rewrite");
@@ -1100,10 +1212,10 @@ mod tests {
         let dir = r.cmd(&["CONFIG", "GET", "dir"]).await;
         assert_eq!(
             dir,
-            Reply::Array(Some(vec![
-                Reply::Bulk(Some(b"dir".to_vec())),
-                Reply::Bulk(Some(r.data.display().to_string().into_bytes()))
-            ]))
+            Reply::Array(vec![
+                Reply::BulkString(b"dir".to_vec()),
+                Reply::BulkString(r.data.display().to_string().into_bytes())
+            ])
         );
         let o = r.act("redis.config_set", json!({"parameter": "maxmemory", "value": "100mb"})).await.unwrap();
         assert_eq!(
@@ -1148,6 +1260,49 @@ mod tests {
         assert!(r.keys("temp:*").await.is_empty());
         assert_eq!(r.keys("*").await, names("keep", 0..10), "the other keys are all there");
         assert!(!r.out.text().contains("KEYS"), "never KEYS");
+    }
+
+    #[tokio::test]
+    async fn delete_pattern_deletes_keys_whose_names_are_not_utf8() {
+        let r = TestRedis::start("").await;
+        let mut c = Conn::open(r.inst()).await.unwrap_or_else(|_| panic!("connect"));
+        for key in [&b"bin:\xff\xfe"[..], b"bin:plain"] {
+            let set = c.send("SET", ::redis::cmd("SET").arg(key).arg("v")).await.unwrap();
+            assert_eq!(set, Reply::Okay);
+        }
+        let o = r.act("redis.delete_pattern", json!({"pattern": "bin:*", "max_keys": 10})).await.unwrap();
+        assert_eq!((o["matched"].as_u64(), o["deleted"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(r.act("redis.dbsize", json!({})).await.unwrap()["keys"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_password_file_is_used_and_a_refusal_never_shows_a_password() {
+        const RIGHT: &str = "pw-right-5f2c9e";
+        const WRONG: &str = "pw-wrong-81d0a4";
+        let r = TestRedis::with_password(RIGHT);
+        r.up().await; // waits for PING, with the password
+        r.write_keys("k", 0..3).await;
+        assert_eq!(r.act("redis.dbsize", json!({})).await.unwrap()["keys"], 3);
+
+        let file = r.inst().password_file.clone().unwrap();
+        fs::write(&file, format!("{WRONG}\n")).unwrap();
+        let e = err_of(r.act("redis.ping", json!({})).await);
+        assert!(
+            e.contains("redis instance cache refused the password in") && e.contains(&file.display().to_string()),
+            "{e}"
+        );
+        assert!(!pings(r.inst()).await);
+
+        // Without a password Redis says it wants one.
+        let mut inst = r.inst().clone();
+        inst.password_file = None;
+        let e2 = err_of(perform("redis.ping", &inst, &json!({}), &r.ctx()).await);
+        assert!(e2.contains("NOAUTH"), "{e2}");
+
+        let out = r.out.text();
+        for shown in [&e, &e2, &out] {
+            assert!(!shown.contains(RIGHT) && !shown.contains(WRONG), "a password is shown: {shown}");
+        }
     }
 
     /// 50 keys in the AOF's base RDB, 51 in its incr file; Redis stopped.
@@ -1223,7 +1378,7 @@ mod tests {
         assert!(e.contains(&copies[0].display().to_string()), "the message says where the copy is: {e}");
         assert_eq!(fs::read(copies[0].join(base.file_name().unwrap())).unwrap(), bytes);
         assert!(!r.running(), "Redis was not started");
-        assert!(!resp::pings(r.inst()).await);
+        assert!(!pings(r.inst()).await);
     }
 
     #[tokio::test]
@@ -1268,7 +1423,7 @@ mod tests {
     async fn with_backup() -> (TestRedis, PathBuf) {
         let r = TestRedis::start("").await;
         r.write_keys("k", 0..40).await;
-        assert_eq!(r.cmd(&["SAVE"]).await, Reply::Status("OK".into()));
+        assert_eq!(r.cmd(&["SAVE"]).await, Reply::Okay);
         let backup = r.backups.join("dump-20261127.rdb");
         fs::copy(r.data.join("dump.rdb"), &backup).unwrap();
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -1361,7 +1516,7 @@ mod tests {
         fs::write(&r.conf, &conf).unwrap();
         r.up().await;
         r.write_keys("k", 0..7).await;
-        assert_eq!(r.cmd(&["SAVE"]).await, Reply::Status("OK".into()));
+        assert_eq!(r.cmd(&["SAVE"]).await, Reply::Okay);
         fs::copy(r.data.join("dump.rdb"), r.backups.join("dump-1.rdb")).unwrap();
         r.write_keys("late", 0..3).await;
         let o = r

@@ -3,9 +3,10 @@
 //! loopback port, run under the agent's exec backend through an allowlist
 //! parsed from TOML. Killed (by its pid) when dropped.
 
-use super::resp::{self, Reply};
+use super::redis::Conn;
 use super::{Ctx, Output, Outputs, service};
 use crate::policy::{AllowSection, Allowlist, Redis, Service};
+use ::redis::Value as Reply;
 use serde_json::Value;
 use std::fs;
 use std::future::Future;
@@ -70,6 +71,16 @@ impl TestRedis {
     /// Writes the config and the allowlist; does not start Redis.
     /// `extra` is added to the `[[redis]]` entry (e.g. `max_delete = 20`).
     pub fn new(extra: &str) -> Self {
+        Self::build(extra, None)
+    }
+
+    /// `new` for a Redis that requires `password` (`requirepass`), which the
+    /// allowlist gives in a password file.
+    pub fn with_password(password: &str) -> Self {
+        Self::build("", Some(password))
+    }
+
+    fn build(extra: &str, password: Option<&str>) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let root = tmp.path().to_path_buf();
         let (data, backups) = (root.join("data"), root.join("backups"));
@@ -77,16 +88,20 @@ impl TestRedis {
         fs::create_dir_all(&backups).unwrap();
         let port = free_port();
         let conf = root.join("redis.conf");
-        fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nappendonly yes\nappenddirname appendonlydir\n\
-                 appendfsync always\nsave \"\"\ndaemonize no\nlogfile {}\n",
-                data.display(),
-                root.join("redis.log").display()
-            ),
-        )
-        .unwrap();
+        let mut conf_text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nappendonly yes\nappenddirname appendonlydir\n\
+             appendfsync always\nsave \"\"\ndaemonize no\nlogfile {}\n",
+            data.display(),
+            root.join("redis.log").display()
+        );
+        let mut extra = extra.to_string();
+        if let Some(p) = password {
+            let file = root.join("redis-password");
+            fs::write(&file, format!("{p}\n")).unwrap();
+            conf_text.push_str(&format!("requirepass \"{p}\"\n"));
+            extra.push_str(&format!("\npassword_file = \"{}\"\n", file.display()));
+        }
+        fs::write(&conf, conf_text).unwrap();
         let pid_file = root.join("redis.pid");
         let actions: Vec<String> = ACTIONS.iter().map(|a| format!("\"{a}\"")).collect();
         let toml_text = format!(
@@ -174,33 +189,32 @@ backup_dir = "{backups}"
     }
 
     pub async fn cmd(&self, args: &[&str]) -> Reply {
-        let mut c = resp::connect(self.inst()).await.expect("connect");
+        let mut c = Conn::open(self.inst()).await.unwrap_or_else(|_| panic!("cannot connect to {}", self.name));
         c.call(args).await.expect("redis call")
     }
 
     pub async fn write_keys(&self, prefix: &str, range: std::ops::Range<u32>) {
-        let mut c = resp::connect(self.inst()).await.expect("connect");
+        let mut c = Conn::open(self.inst()).await.unwrap_or_else(|_| panic!("cannot connect to {}", self.name));
         for i in range {
             let r = c.call(&["SET", &format!("{prefix}:{i}"), &format!("value-{i}")]).await.unwrap();
-            assert_eq!(r, Reply::Status("OK".into()));
+            assert_eq!(r, Reply::Okay);
         }
     }
 
     /// Keys matching `pattern`, sorted (SCAN).
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
-        let mut c = resp::connect(self.inst()).await.expect("connect");
+        let mut c = Conn::open(self.inst()).await.unwrap_or_else(|_| panic!("cannot connect to {}", self.name));
         let mut cursor = "0".to_string();
         let mut out = Vec::new();
         loop {
-            let Reply::Array(Some(mut parts)) =
-                c.call(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "100"]).await.unwrap()
+            let Reply::Array(mut parts) = c.call(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "100"]).await.unwrap()
             else {
                 panic!("SCAN reply");
             };
-            if let Some(Reply::Array(Some(keys))) = parts.pop() {
-                out.extend(keys.iter().filter_map(Reply::text));
+            if let Some(Reply::Array(keys)) = parts.pop() {
+                out.extend(keys.iter().filter_map(|k| ::redis::from_redis_value_ref::<String>(k).ok()));
             }
-            cursor = parts.pop().and_then(|c| c.text()).unwrap();
+            cursor = parts.pop().and_then(|c| ::redis::from_redis_value::<String>(c).ok()).unwrap();
             if cursor == "0" {
                 break;
             }
@@ -212,13 +226,13 @@ backup_dir = "{backups}"
 
     /// `INFO persistence` field.
     pub async fn persistence(&self, name: &str) -> Option<String> {
-        let text = self.cmd(&["INFO", "persistence"]).await.text()?;
+        let text = ::redis::from_redis_value::<String>(self.cmd(&["INFO", "persistence"]).await).ok()?;
         text.lines().find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
     }
 
     /// BGREWRITEAOF, and waits until it is done: all keys so far go into the base RDB.
     pub async fn rewrite_aof(&self) {
-        assert!(matches!(self.cmd(&["BGREWRITEAOF"]).await, Reply::Status(_)));
+        assert!(matches!(self.cmd(&["BGREWRITEAOF"]).await, Reply::SimpleString(_)));
         eventually("the AOF rewrite", || async {
             let idle = self.persistence("aof_rewrite_in_progress").await.as_deref() == Some("0")
                 && self.persistence("aof_rewrite_scheduled").await.as_deref() == Some("0");

@@ -117,7 +117,7 @@ async fn is_up(ctx: &Ctx<'_>, svc: &Service) -> bool {
             Backend::Exec => exec_pid(svc).is_some(),
             _ => true,
         };
-        return backend_up && super::resp::pings(inst).await;
+        return backend_up && super::redis::pings(inst).await;
     }
     let quiet = super::Output::quiet();
     let unit = svc.unit();
