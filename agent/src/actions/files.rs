@@ -28,9 +28,10 @@ fn stamp() -> String {
     ripcord_engine::clock::rfc3339(whole_seconds).replace(':', "")
 }
 
-/// Copies `from` to `to` through a temporary file in `to`'s directory:
+/// Copies `from` to `to` through a temporary file of its own in `to`'s
+/// directory (so copies to the same place at once never share one):
 /// checksum verified, mode and owner kept (of `to` if it existed, else of
-/// `from`), then renamed into place. An existing `to` is kept as
+/// `from`), fsynced, then renamed into place. An existing `to` is kept as
 /// `to.before-TIMESTAMP` first.
 pub fn copy_verified(
     from: &Path,
@@ -43,51 +44,72 @@ pub fn copy_verified(
     }
     let old = fs::metadata(to).ok();
     let dir = to.parent().ok_or("target has no directory")?;
-    let tmp = dir.join(format!(".{}.ripcord-tmp", to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
-    let result = (|| {
-        let mut src = fs::File::open(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
-        let mut dst = fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = src.read(&mut buf).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            dst.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let name = to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    // Removed when dropped, so every early return leaves nothing behind.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".ripcord-tmp")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot write a temporary file in {}: {e}", dir.display()))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let mut src = fs::File::open(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = src.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+        if n == 0 {
+            break;
         }
-        dst.sync_all().map_err(|e| e.to_string())?;
-        let mode = old.as_ref().map_or(src_meta.mode(), |m| m.mode()) & 0o7777;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
-        let (uid, gid) =
-            owner.unwrap_or_else(|| old.as_ref().map_or((src_meta.uid(), src_meta.gid()), |m| (m.uid(), m.gid())));
-        // Only root may give files away; elsewhere keeping our own is fine.
-        if let Err(e) = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
-            && fs::metadata(&tmp).map(|m| m.uid() != uid).unwrap_or(true)
-        {
-            return Err(format!("cannot set owner {uid}:{gid} on {}: {e}", tmp.display()));
-        }
-        let want = sha256(from)?;
-        let got = sha256(&tmp)?;
-        if want != got {
-            return Err(format!("checksum mismatch after copying {} (sha256 {want} vs {got})", from.display()));
-        }
-        let kept = if old.is_some() {
-            let backup = PathBuf::from(format!("{}.before-{}", to.display(), stamp()));
-            fs::rename(to, &backup).map_err(|e| format!("cannot keep the old {}: {e}", to.display()))?;
-            Some(backup)
-        } else {
-            None
-        };
-        fs::rename(&tmp, to).map_err(|e| format!("cannot move the copy into place: {e}"))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok((got, src_meta.len(), kept))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        tmp.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", tmp_path.display()))?;
     }
-    result
+    let mode = old.as_ref().map_or(src_meta.mode(), |m| m.mode()) & 0o7777;
+    fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+    let (uid, gid) =
+        owner.unwrap_or_else(|| old.as_ref().map_or((src_meta.uid(), src_meta.gid()), |m| (m.uid(), m.gid())));
+    // Only root may give files away; elsewhere keeping our own is fine.
+    if let Err(e) = std::os::unix::fs::chown(&tmp_path, Some(uid), Some(gid))
+        && fs::metadata(&tmp_path).map(|m| m.uid() != uid).unwrap_or(true)
+    {
+        return Err(format!("cannot set owner {uid}:{gid} on {}: {e}", tmp_path.display()));
+    }
+    tmp.as_file().sync_all().map_err(|e| format!("cannot write {}: {e}", tmp_path.display()))?;
+    let want = sha256(from)?;
+    let got = sha256(&tmp_path)?;
+    if want != got {
+        return Err(format!("checksum mismatch after copying {} (sha256 {want} vs {got})", from.display()));
+    }
+    let kept = if old.is_some() { Some(keep(to)?) } else { None };
+    tmp.persist(to).map_err(|e| format!("cannot move the copy into place: {}", e.error))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok((got, src_meta.len(), kept))
+}
+
+/// Keeps what is at `to` as `to.before-TIMESTAMP` (`-2`, `-3`… if taken),
+/// as a second name for the same file: `to` stays in place until the copy
+/// is renamed over it, and a copy running at the same time never finds it
+/// missing or loses another's backup.
+fn keep(to: &Path) -> Result<PathBuf, String> {
+    let mut base = to.as_os_str().to_owned();
+    base.push(format!(".before-{}", stamp()));
+    let cannot = |e: std::io::Error| format!("cannot keep the old {}: {e}", to.display());
+    for n in 1..1000 {
+        let mut name = base.clone();
+        if n > 1 {
+            name.push(format!("-{n}"));
+        }
+        let backup = PathBuf::from(name);
+        match fs::hard_link(to, &backup) {
+            Ok(()) => return Ok(backup),
+            Err(_) if fs::symlink_metadata(&backup).is_ok() => {} // taken: the next name
+            // A file system without hard links: move it aside instead.
+            Err(_) => {
+                fs::rename(to, &backup).map_err(cannot)?;
+                return Ok(backup);
+            }
+        }
+    }
+    Err(format!("cannot keep the old {}: 999 names for it are taken", to.display()))
 }
 
 pub async fn copy(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<Outputs, String> {
@@ -177,5 +199,59 @@ mod tests {
         assert_eq!(fs::read_to_string(&b).unwrap(), "new");
         assert_eq!(fs::metadata(&b).unwrap().mode() & 0o777, 0o640);
         assert_eq!(fs::read_to_string(kept.unwrap()).unwrap(), "old");
+    }
+
+    #[test]
+    fn concurrent_copies_to_one_destination_both_land_whole_and_leave_no_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("dump.rdb");
+        fs::write(&dest, "original").unwrap();
+        // Large enough that the two copies overlap.
+        let sources: Vec<(PathBuf, Vec<u8>)> = [b'a', b'b']
+            .iter()
+            .enumerate()
+            .map(|(i, &byte)| {
+                let path = d.path().join(format!("source-{i}"));
+                let bytes = vec![byte; (256 + 64 * i) << 10];
+                fs::write(&path, &bytes).unwrap();
+                (path, bytes)
+            })
+            .collect();
+        let rounds = 20;
+        let mut kept = Vec::new();
+        for round in 0..rounds {
+            let barrier = std::sync::Barrier::new(sources.len());
+            let results: Vec<_> = std::thread::scope(|s| {
+                let copies: Vec<_> = sources
+                    .iter()
+                    .map(|(from, _)| {
+                        let (barrier, dest) = (&barrier, &dest);
+                        s.spawn(move || {
+                            barrier.wait();
+                            copy_verified(from, dest, None)
+                        })
+                    })
+                    .collect();
+                copies.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            for r in results {
+                let (_, _, previous) = r.unwrap_or_else(|e| panic!("round {round}: {e}"));
+                kept.push(previous.expect("the file replaced is kept"));
+            }
+            let now = fs::read(&dest).unwrap();
+            assert!(sources.iter().any(|(_, b)| *b == now), "round {round}: the destination is not one of the sources");
+            let names: Vec<String> = fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.contains("ripcord-tmp")), "round {round}: left over: {names:?}");
+        }
+        // Every replaced file is kept under its own name; the original among them.
+        kept.sort();
+        kept.dedup();
+        assert_eq!(kept.len(), 2 * rounds, "{kept:?}");
+        let contents: Vec<Vec<u8>> = kept.iter().map(|k| fs::read(k).unwrap()).collect();
+        assert!(contents.iter().any(|c| c == b"original"));
+        assert!(contents.iter().all(|c| c == b"original" || sources.iter().any(|(_, b)| b == c)));
     }
 }
