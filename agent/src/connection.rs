@@ -5,8 +5,8 @@
 use crate::config::Config;
 use crate::handle;
 use ripcord_proto::v1::{
-    AgentMessage, CommandOutput, CoordinatorMessage, Heartbeat, Hello, agent_message, agents_client::AgentsClient,
-    coordinator_message,
+    AgentMessage, CommandOutput, CoordinatorMessage, Goodbye, GoodbyeReason, Heartbeat, Hello, agent_message,
+    agents_client::AgentsClient, coordinator_message,
 };
 use std::future::Future;
 use std::pin::pin;
@@ -29,6 +29,7 @@ pub enum Error {
 }
 
 /// How a session ended.
+#[derive(Debug, PartialEq)]
 enum Ended {
     /// The agent is shutting down.
     Shutdown,
@@ -43,6 +44,21 @@ enum Ended {
 pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
     let exp = min.saturating_mul(2u32.saturating_pow(attempt.min(30))).min(max);
     exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// The wait before reconnecting: an agent that was replaced waits `max`
+/// (another process holds its id), any other backs off from `attempt`.
+fn retry_delay(replaced: bool, attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    if replaced { max } else { backoff(attempt, min, max, jitter) }
+}
+
+/// How a `Goodbye` ends the session: by its typed reason, never its text.
+fn said_goodbye(g: &Goodbye) -> Ended {
+    Ended::Lost {
+        reason: format!("coordinator ended the session: {}", g.reason),
+        established: true,
+        replaced: g.kind() == GoodbyeReason::Replaced,
+    }
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -66,12 +82,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 if established {
                     attempt = 0;
                 }
-                let delay = if replaced {
+                if replaced {
                     error!(agent = %config.id, "{reason}: another agent is using this id; waiting before taking it back");
-                    config.reconnect_max
-                } else {
-                    backoff(attempt, config.reconnect_min, config.reconnect_max, fastrand::f64())
-                };
+                }
+                let delay = retry_delay(replaced, attempt, config.reconnect_min, config.reconnect_max, fastrand::f64());
                 warn!(agent = %config.id, retry_in = ?delay, "{reason}");
                 delay
             }
@@ -184,10 +198,7 @@ async fn session(config: &Config, endpoint: &Endpoint, journal: &std::sync::Arc<
                         });
                     }
                     Some(coordinator_message::Body::HeartbeatAck(_)) => {}
-                    Some(coordinator_message::Body::Goodbye(g)) => {
-                        let replaced = g.reason.contains("replaced");
-                        return Ended::Lost { reason: format!("coordinator ended the session: {}", g.reason), established: true, replaced };
-                    }
+                    Some(coordinator_message::Body::Goodbye(g)) => return said_goodbye(&g),
                     Some(coordinator_message::Body::Welcome(_)) | None => debug!("ignored message"),
                 },
             },
@@ -217,6 +228,24 @@ mod tests {
                 Duration::from_millis(ms),
                 "attempt {attempt} jitter {jitter}"
             );
+        }
+    }
+
+    #[test]
+    fn a_replaced_goodbye_waits_the_longest_whatever_its_words() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(2));
+        let table = [
+            (GoodbyeReason::Replaced, "bye", true),
+            (GoodbyeReason::ShuttingDown, "replaced by a newer connection from 10.0.0.2:1", false),
+            (GoodbyeReason::Unspecified, "replaced", false),
+        ];
+        for (kind, words, replaced) in table {
+            let ended = said_goodbye(&Goodbye { reason: words.into(), kind: kind as i32 });
+            let expected =
+                Ended::Lost { reason: format!("coordinator ended the session: {words}"), established: true, replaced };
+            assert_eq!(ended, expected, "{kind:?}");
+            let delay = retry_delay(replaced, 0, min, max, 0.0);
+            assert_eq!(delay, if replaced { max } else { min / 2 }, "{kind:?}");
         }
     }
 }

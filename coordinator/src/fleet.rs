@@ -9,9 +9,7 @@
 use crate::store::{self, AgentRecord, Store};
 use ripcord_engine::Selector;
 use ripcord_pki::clock::now_ms;
-use ripcord_proto::v1::{
-    Command, CommandResult, CoordinatorMessage, Goodbye, command, command_result, coordinator_message,
-};
+use ripcord_proto::v1::{Command, CommandResult, CoordinatorMessage, command, command_result, coordinator_message};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,15 +35,33 @@ pub struct Hello {
 pub struct Attached {
     pub conn_id: u64,
     pub outgoing: mpsc::Receiver<Outgoing>,
-    /// Fires when the session must end (replaced, or coordinator stopping).
-    pub stop: oneshot::Receiver<String>,
+    /// Fires when the session must end, with the reason the agent is told.
+    pub stop: oneshot::Receiver<Farewell>,
+}
+
+/// Why the coordinator ends a live session (the agent is told, in `Goodbye`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Farewell {
+    /// A newer connection with the same agent id, from `by`, took its place.
+    Replaced { by: String },
+    /// The coordinator is stopping.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for Farewell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Farewell::Replaced { by } => write!(f, "replaced by a newer connection from {by}"),
+            Farewell::ShuttingDown => f.write_str("coordinator shutting down"),
+        }
+    }
 }
 
 struct Session {
     conn_id: u64,
     tx: mpsc::Sender<Outgoing>,
     pending: HashMap<String, oneshot::Sender<command_result::Outcome>>,
-    stop: Option<oneshot::Sender<String>>,
+    stop: Option<oneshot::Sender<Farewell>>,
 }
 
 /// Why a command got no answer.
@@ -136,7 +152,7 @@ impl Fleet {
             info!(agent = %hello.agent_id, old_conn = old.conn_id, new_conn = conn_id, address = %hello.address,
                 "agent connection replaced by a newer one");
             if let Some(stop) = old.stop.take() {
-                let _ = stop.send(format!("replaced by a newer connection from {}", hello.address));
+                let _ = stop.send(Farewell::Replaced { by: hello.address.clone() });
             }
         }
         let now = now_ms();
@@ -232,10 +248,10 @@ impl Fleet {
     }
 
     /// Asks every live session to end (coordinator shutdown).
-    pub fn close_all(&self, reason: &str) {
+    pub fn close_all(&self) {
         for s in lock(&self.sessions).values_mut() {
             if let Some(stop) = s.stop.take() {
-                let _ = stop.send(reason.to_string());
+                let _ = stop.send(Farewell::ShuttingDown);
             }
         }
     }
@@ -379,12 +395,6 @@ impl Fleet {
         out
     }
 
-    /// Sends `Goodbye` on a session's stream (best effort).
-    pub async fn goodbye(tx: &mpsc::Sender<Outgoing>, reason: String) {
-        let msg = CoordinatorMessage { body: Some(coordinator_message::Body::Goodbye(Goodbye { reason })) };
-        let _ = tx.send(Ok(msg)).await;
-    }
-
     /// A sender for the live session `conn_id`, for acks from the reader.
     pub fn sender(&self, agent_id: &str, conn_id: u64) -> Option<mpsc::Sender<Outgoing>> {
         lock(&self.sessions).get(agent_id).filter(|s| s.conn_id == conn_id).map(|s| s.tx.clone())
@@ -417,8 +427,7 @@ mod tests {
         let fleet = Arc::new(Fleet::load(Store::temporary().unwrap(), 8).unwrap());
         let first = fleet.attach(hello("a", "10.0.0.1:1"), 8);
         let second = fleet.attach(hello("a", "10.0.0.2:1"), 8);
-        let why = first.stop.await.unwrap();
-        assert!(why.contains("10.0.0.2:1"), "{why}");
+        assert_eq!(first.stop.await.unwrap(), Farewell::Replaced { by: "10.0.0.2:1".into() });
         // The old session's cleanup must not disconnect the new one.
         fleet.detach("a", first.conn_id, "stream ended");
         assert!(fleet.get("a").unwrap().connected);

@@ -130,7 +130,7 @@ pub async fn run_with_store(
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down");
-        closing.close_all("coordinator shutting down");
+        closing.close_all();
         let _ = drained_tx.send(());
     });
     let server = tonic::transport::Server::builder()
@@ -149,7 +149,7 @@ pub async fn run_with_store(
         served = server => served?,
         stopped = &mut driver_task => {
             checkpoints.abort();
-            fleet.close_all("coordinator stopping");
+            fleet.close_all();
             return Err(match stopped {
                 Ok(Err(e)) => Error::Driver(e),
                 Ok(Ok(())) => Error::Driver(driver::Error::Stopped),

@@ -143,9 +143,9 @@ impl agents_server::Agents for Service {
             let reason = loop {
                 tokio::select! {
                     why = &mut attached.stop => {
-                        let why = why.unwrap_or_else(|_| "session closed".to_string());
-                        Fleet::goodbye(&tx, why.clone()).await;
-                        break why;
+                        let farewell = why.ok();
+                        let _ = tx.send(Ok(convert::goodbye(farewell.as_ref()))).await;
+                        break farewell.map_or_else(|| "session closed".to_string(), |f| f.to_string());
                     }
                     msg = tokio::time::timeout(idle, inbound.message()) => match msg {
                         Err(_) => break format!("no message for {idle:?}"),

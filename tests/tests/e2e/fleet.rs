@@ -93,9 +93,11 @@ fn ping_reports_disconnected_and_silent_agents_without_waiting_forever() {
 fn second_connection_with_same_id_replaces_the_first_cleanly() {
     let mut cluster = Cluster::start(&[AgentSpec::new("cache-1").label("role", "redis")]);
     cluster.start_agent(&AgentSpec::new("cache-1").label("role", "redis").label("generation", "2"));
+    // Told in words, and it acts on the typed reason: it waits before taking the id back.
     eventually("the first connection to be told it was replaced", || {
         let log = cluster.agents[0].log_text();
-        if log.contains("replaced by a newer connection") { Ok(()) } else { Err(log) }
+        let told = log.contains("replaced by a newer connection") && log.contains("another agent is using this id");
+        if told { Ok(()) } else { Err(log) }
     });
     // The first agent would take the id back after its backoff; stop it so
     // the fleet settles on the second.
