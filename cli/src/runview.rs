@@ -165,27 +165,7 @@ mod tests {
     }
 
     fn step(id: &str, action: &str, status: StepStatus) -> StepView {
-        StepView {
-            id: id.into(),
-            title: id.into(),
-            action: action.into(),
-            status,
-            attempt: 1,
-            max_attempts: 1,
-            needs: vec![],
-            target: None,
-            budget_ms: None,
-            over_budget: false,
-            started_at_ms: None,
-            finished_at_ms: None,
-            error: None,
-            waiting_for: None,
-            approval: None,
-            checklist: vec![],
-            outputs: BTreeMap::new(),
-            handler: false,
-            triggered: false,
-        }
+        StepView::new(id, action, status)
     }
 
     #[test]

@@ -109,6 +109,34 @@ pub struct StepView {
     pub triggered: bool,
 }
 
+impl StepView {
+    /// A step on its first attempt with nothing else known: where a view is
+    /// built field by field (the coordinator's view, tests).
+    pub fn new(id: &str, action: &str, status: StepStatus) -> Self {
+        StepView {
+            id: id.into(),
+            title: id.into(),
+            action: action.into(),
+            status,
+            attempt: 1,
+            max_attempts: 1,
+            needs: vec![],
+            target: None,
+            budget_ms: None,
+            over_budget: false,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: None,
+            waiting_for: None,
+            approval: None,
+            checklist: vec![],
+            outputs: BTreeMap::new(),
+            handler: false,
+            triggered: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChecklistItem {
     /// 1-based, as `ripcord approve --item` takes it.
@@ -184,27 +212,7 @@ mod tests {
     }
 
     fn step(id: &str, status: StepStatus) -> StepView {
-        StepView {
-            id: id.into(),
-            title: format!("the {id} step"),
-            action: "wait".into(),
-            status,
-            attempt: 1,
-            max_attempts: 3,
-            needs: vec![],
-            target: None,
-            budget_ms: None,
-            over_budget: false,
-            started_at_ms: None,
-            finished_at_ms: None,
-            error: None,
-            waiting_for: None,
-            approval: None,
-            checklist: vec![],
-            outputs: BTreeMap::new(),
-            handler: false,
-            triggered: false,
-        }
+        StepView { title: format!("the {id} step"), max_attempts: 3, ..StepView::new(id, "wait", status) }
     }
 
     /// A view with every step state and every optional part filled in.

@@ -4,13 +4,12 @@
 //! are timers that belong to the run.
 
 use ripcord_engine::check::check;
-use ripcord_engine::run::{
-    Actor, Effect, EventKind, Input, NewRun, RunState, RunStatus, RunTimer, TimerKind, Topic, apply, start,
-};
+use ripcord_engine::run::{Actor, Effect, EventKind, Input, RunStatus, RunTimer, TimerKind, Topic};
 use ripcord_engine::runbook::Runbook;
 use std::collections::BTreeMap;
 
-const T0: i64 = 1_800_000_000_000;
+mod common;
+use common::{Sim, T0};
 const MIN: i64 = 60_000;
 
 fn runbook(on: &str, steps: &str) -> Runbook {
@@ -20,36 +19,8 @@ fn runbook(on: &str, steps: &str) -> Runbook {
     check(&yaml).unwrap_or_else(|d| panic!("{d:#?}"))
 }
 
-struct Sim {
-    rb: Runbook,
-    state: RunState,
-    now: i64,
-    effects: Vec<Effect>,
-    events: Vec<(EventKind, String)>,
-}
-
+/// What a notice test reads off a run.
 impl Sim {
-    fn start(rb: Runbook, incident_at: Option<i64>) -> Self {
-        let new = NewRun {
-            id: "run00001abc".into(),
-            mode: ripcord_engine::run::Mode::Drill,
-            params: BTreeMap::new(),
-            incident_at,
-        };
-        let t = start(&rb, new, T0).unwrap();
-        let mut sim = Sim { rb, state: t.state.clone(), now: T0, effects: vec![], events: vec![] };
-        sim.effects = t.effects;
-        sim.events = t.events.into_iter().map(|e| (e.kind, e.message)).collect();
-        sim
-    }
-
-    fn feed(&mut self, input: Input) {
-        let t = apply(&self.rb, &self.state, &input, self.now).unwrap();
-        self.state = t.state;
-        self.effects.extend(t.effects);
-        self.events.extend(t.events.into_iter().map(|e| (e.kind, e.message)));
-    }
-
     /// The notices asked for so far: (name, topic, text).
     fn notices(&self) -> Vec<(String, Topic, String)> {
         self.effects
@@ -78,12 +49,7 @@ impl Sim {
     fn fire_run_timer(&mut self, timer: RunTimer) {
         let at = self.run_timers().into_iter().find(|(t, _)| *t == timer).expect("timer set").1;
         self.now = self.now.max(at);
-        self.feed(Input::RunTimer { timer });
-    }
-
-    fn ok(&mut self, step: &str) {
-        let attempt = self.state.steps[step].attempt;
-        self.feed(Input::Succeeded { step: step.into(), attempt, outputs: BTreeMap::new() });
+        self.feed(Input::RunTimer { timer }).unwrap();
     }
 }
 
@@ -92,7 +58,7 @@ const GATE: &str = "  - {id: gate, action: approve}\n";
 
 #[test]
 fn escalation_tiers_are_run_timers_counted_from_the_incident() {
-    let sim = Sim::start(runbook(ALL, GATE), Some(T0 - 20 * MIN));
+    let sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), Some(T0 - 20 * MIN));
     let tiers: Vec<(RunTimer, i64)> =
         sim.run_timers().into_iter().filter(|(t, _)| matches!(t, RunTimer::Escalate { .. })).collect();
     assert_eq!(
@@ -105,7 +71,7 @@ fn escalation_tiers_are_run_timers_counted_from_the_incident() {
 
 #[test]
 fn a_tier_reached_before_recovery_escalates_once_with_its_text() {
-    let mut sim = Sim::start(runbook(ALL, GATE), Some(T0 - 20 * MIN));
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), Some(T0 - 20 * MIN));
     sim.fire_run_timer(RunTimer::Escalate { tier: 1 });
     let (name, topic, text) = sim.notices().pop().unwrap();
     assert_eq!((name.as_str(), topic), ("@escalate.1", Topic::Escalation));
@@ -117,6 +83,7 @@ fn a_tier_reached_before_recovery_escalates_once_with_its_text() {
 fn a_tier_due_after_recovery_says_nothing() {
     let mut sim = Sim::start(
         runbook(ALL, "  - {id: a, action: noop}\n  - {id: later, needs: [a], action: noop, after: 24h}\n"),
+        BTreeMap::new(),
         None,
     );
     sim.ok("a");
@@ -131,9 +98,9 @@ fn a_tier_due_after_recovery_says_nothing() {
 fn a_step_over_its_budget_is_an_effect_the_runbook_turns_into_a_notice() {
     let steps = "  - {id: slow, action: noop, budget: 2m}\n";
     for (on, expect) in [(ALL, vec!["@started", "@over-budget.slow"]), ("run_started", vec!["@started"])] {
-        let mut sim = Sim::start(runbook(on, steps), None);
+        let mut sim = Sim::start(runbook(on, steps), BTreeMap::new(), None);
         sim.now += 2 * MIN;
-        sim.feed(Input::Timer { step: "slow".into(), attempt: 1, kind: TimerKind::Budget });
+        sim.feed(Input::Timer { step: "slow".into(), attempt: 1, kind: TimerKind::Budget }).unwrap();
         assert_eq!(sim.names(), expect, "on: [{on}]");
         assert!(sim.events.iter().any(|(k, m)| *k == EventKind::OverBudget && m == "over its 2m budget"));
     }
@@ -141,28 +108,25 @@ fn a_step_over_its_budget_is_an_effect_the_runbook_turns_into_a_notice() {
 
 #[test]
 fn a_person_waited_for_too_long_is_announced_only_while_still_waiting() {
-    let mut sim = Sim::start(runbook(ALL, GATE), None);
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), None);
     let waiting = RunTimer::Waiting { step: "gate".into(), attempt: 1 };
     assert!(sim.run_timers().contains(&(waiting.clone(), T0 + 10 * MIN)));
     sim.fire_run_timer(waiting.clone());
     assert_eq!(sim.names(), vec!["@started", "@waiting.gate.1"]);
     assert!(sim.notices()[1].2.contains("step gate has waited for a person for 10m"), "{:?}", sim.notices());
 
-    let mut sim = Sim::start(runbook(ALL, GATE), None);
-    sim.feed(Input::Approve {
-        step: "gate".into(),
-        by: Actor { name: "al".into(), role: "operator".into() },
-        note: String::new(),
-    });
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), None);
+    let by = Actor { name: "al".into(), role: "operator".into() };
+    sim.feed(Input::Approve { step: "gate".into(), by, note: String::new() }).unwrap();
     sim.fire_run_timer(waiting);
     assert!(!sim.names().iter().any(|n| n.starts_with("@waiting")), "{:?}", sim.names());
 }
 
 #[test]
 fn failures_and_the_end_of_the_run_are_announced() {
-    let mut sim = Sim::start(runbook(ALL, "  - {id: a, action: noop}\n"), None);
+    let mut sim = Sim::start(runbook(ALL, "  - {id: a, action: noop}\n"), BTreeMap::new(), None);
     let attempt = sim.state.steps["a"].attempt;
-    sim.feed(Input::Failed { step: "a".into(), attempt, error: "boom".into() });
+    sim.feed(Input::Failed { step: "a".into(), attempt, error: "boom".into() }).unwrap();
     assert_eq!(sim.state.status, RunStatus::Failed);
     let notices = sim.notices();
     let topics: Vec<Topic> = notices.iter().map(|(_, t, _)| *t).collect();
@@ -174,12 +138,12 @@ fn failures_and_the_end_of_the_run_are_announced() {
 
 #[test]
 fn a_delivery_is_logged_even_after_the_run_ended() {
-    let mut sim = Sim::start(runbook(ALL, "  - {id: a, action: noop}\n"), None);
+    let mut sim = Sim::start(runbook(ALL, "  - {id: a, action: noop}\n"), BTreeMap::new(), None);
     sim.ok("a");
     assert_eq!(sim.state.status, RunStatus::Succeeded);
     let finished = sim.names().into_iter().find(|n| n.starts_with("@finished.")).unwrap();
-    sim.feed(Input::Notified { name: finished.clone(), error: None });
-    sim.feed(Input::Notified { name: "@started".into(), error: Some("webhook answered 500".into()) });
+    sim.feed(Input::Notified { name: finished.clone(), error: None }).unwrap();
+    sim.feed(Input::Notified { name: "@started".into(), error: Some("webhook answered 500".into()) }).unwrap();
     let tail: Vec<&(EventKind, String)> = sim.events.iter().rev().take(2).collect();
     assert_eq!(tail[1], &(EventKind::Notified, format!("notice {finished} sent")));
     assert_eq!(tail[0], &(EventKind::NotifyFailed, "notice @started not sent: webhook answered 500".to_string()));
@@ -188,6 +152,6 @@ fn a_delivery_is_logged_even_after_the_run_ended() {
 #[test]
 fn a_runbook_without_notify_sends_nothing_and_sets_no_run_timers() {
     let rb = check("id: q\ntitle: q\nsteps:\n  - {id: g, action: approve}\n").unwrap();
-    let sim = Sim::start(rb, None);
+    let sim = Sim::start(rb, BTreeMap::new(), None);
     assert!(sim.notices().is_empty() && sim.run_timers().is_empty(), "{:?}", sim.effects);
 }

@@ -3,97 +3,16 @@
 
 use ripcord_engine::check::check;
 use ripcord_engine::run::{
-    Actor, Effect, EventKind, Input, NewRun, Rejected, RunState, RunStatus, StepStatus, TimerKind, Transition, apply,
-    start,
+    Actor, Effect, EventKind, Input, NewRun, Rejected, RunState, RunStatus, StepStatus, TimerKind, apply, start,
 };
-use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-const T0: i64 = 1_800_000_000_000;
+mod common;
+use common::{Sim, T0};
 
 fn alice() -> Actor {
     Actor { name: "alice".into(), role: "operator".into() }
-}
-
-/// A run under test: feeds inputs, remembers effects.
-struct Sim {
-    rb: Runbook,
-    state: RunState,
-    now: i64,
-    effects: Vec<Effect>,
-    events: Vec<(EventKind, String)>,
-}
-
-impl Sim {
-    fn new(yaml: &str, params: &[(&str, &str)]) -> Self {
-        let rb = check(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
-        let new = NewRun {
-            id: "run00001abc".into(),
-            mode: ripcord_engine::run::Mode::Recovery,
-            params: params.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect(),
-            incident_at: None,
-        };
-        let t = start(&rb, new, T0).unwrap();
-        let mut sim = Sim { state: t.state.clone(), rb, now: T0, effects: vec![], events: vec![] };
-        sim.absorb(t);
-        sim
-    }
-
-    fn absorb(&mut self, t: Transition) {
-        self.state = t.state;
-        self.effects.extend(t.effects);
-        self.events.extend(t.events.into_iter().map(|e| (e.kind, e.message)));
-    }
-
-    fn feed(&mut self, input: Input) -> Result<(), Rejected> {
-        let t = apply(&self.rb, &self.state, &input, self.now)?;
-        self.absorb(t);
-        Ok(())
-    }
-
-    fn attempt(&self, step: &str) -> u32 {
-        self.state.steps[step].attempt
-    }
-
-    fn ok(&mut self, step: &str) {
-        let attempt = self.attempt(step);
-        self.feed(Input::Succeeded { step: step.into(), attempt, outputs: BTreeMap::new() }).unwrap();
-    }
-
-    fn fail(&mut self, step: &str) {
-        let attempt = self.attempt(step);
-        self.feed(Input::Failed { step: step.into(), attempt, error: "boom".into() }).unwrap();
-    }
-
-    fn fire(&mut self, step: &str, kind: TimerKind) {
-        let at = self
-            .effects
-            .iter()
-            .find_map(|e| match e {
-                Effect::Timer { key, kind: k, at } if key.step == step && *k == kind => Some(*at),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no {kind:?} timer for {step}"));
-        self.now = self.now.max(at);
-        let attempt = self.attempt(step);
-        self.feed(Input::Timer { step: step.into(), attempt, kind }).unwrap();
-    }
-
-    /// Steps with a Perform effect, in order (with attempt).
-    fn performed(&self) -> Vec<String> {
-        self.effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Perform { key, .. } => Some(format!("{}#{}", key.step, key.attempt)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn status(&self, step: &str) -> &'static str {
-        self.state.steps[step].status.name()
-    }
 }
 
 fn rb(steps: &str) -> String {

@@ -172,8 +172,9 @@ impl Http {
     }
 }
 
-/// reqwest's error text without the URL (webhook URLs carry tokens).
-fn without_url(e: &reqwest::Error) -> String {
+/// Why a request got no answer, with every cause in the chain, without
+/// the URL (webhook URLs carry tokens). Every HTTP integration says it so.
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     if e.is_timeout() {
         parts.push("timed out".to_string());

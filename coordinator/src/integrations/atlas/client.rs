@@ -225,8 +225,10 @@ impl Answer {
 /// Sends `req` and reads the whole answer; `what` names it in messages.
 pub(super) async fn send(http: &reqwest::Client, req: reqwest::Request, what: &str) -> Result<Answer, Error> {
     let started = Instant::now();
-    let resp =
-        http.execute(req).await.map_err(|e| Error::Transport { what: what.to_string(), reason: reqwest_reason(&e) })?;
+    let resp = http
+        .execute(req)
+        .await
+        .map_err(|e| Error::Transport { what: what.to_string(), reason: crate::integrations::http::without_url(&e) })?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
@@ -447,26 +449,6 @@ pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let secs: u64 = v.trim().parse().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
-}
-
-/// Why a request got no answer, with every cause in the chain.
-fn reqwest_reason(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    if e.is_timeout() {
-        parts.push("timed out".to_string());
-    }
-    if e.is_connect() {
-        parts.push("cannot connect".to_string());
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        parts.push(s.to_string());
-        src = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
