@@ -92,22 +92,34 @@ impl fmt::Display for Identity {
     }
 }
 
+/// A name that cannot be an identity (see [`check_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Empty, or longer than 128 bytes.
+    #[error("name \"{0}\" must be 1 to 128 characters")]
+    Length(String),
+    /// A character outside the allowed set, or a first character that is
+    /// not a letter or digit.
+    #[error("name \"{0}\" may only hold letters, digits, '.', '-', '_' and '@', and must start with a letter or digit")]
+    Characters(String),
+}
+
 /// Checks a name used as an identity (agent id, operator name): 1–128
 /// characters of ASCII letters, digits, `.`, `-`, `_` and `@`, starting with a
 /// letter or digit. Keeps ids safe in file names, selectors and logs.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > 128 {
-        return Err(format!("name \"{name}\" must be 1 to 128 characters"));
+        return Err(Error::Length(name.to_string()));
     }
     let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
-    if first_ok && rest_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "name \"{name}\" may only hold letters, digits, '.', '-', '_' and '@', and must start with a letter or digit"
-        ))
-    }
+    if first_ok && rest_ok { Ok(()) } else { Err(Error::Characters(name.to_string())) }
+}
+
+/// [`check_name`] with the message as text, for the agent's config until it
+/// takes the typed error; new callers use [`check_name`].
+pub fn validate_name(name: &str) -> Result<(), String> {
+    check_name(name).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -142,10 +154,18 @@ mod tests {
     #[test]
     fn names() {
         for ok in ["cache-1", "a", "ops@example.com", "redis_2.prod"] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "-x", "a b", "a/b", "ü", &"x".repeat(129)] {
-            assert!(validate_name(bad).is_err(), "{bad}");
+        for bad in ["", &"x".repeat(129)] {
+            assert_eq!(check_name(bad), Err(Error::Length(bad.to_string())), "{bad}");
         }
+        for bad in ["-x", "a b", "a/b", "ü"] {
+            assert_eq!(check_name(bad), Err(Error::Characters(bad.to_string())), "{bad}");
+        }
+        assert_eq!(
+            validate_name("a b").unwrap_err(),
+            "name \"a b\" may only hold letters, digits, '.', '-', '_' and '@', and must start with a letter or digit"
+        );
+        assert_eq!(check_name("").unwrap_err().to_string(), "name \"\" must be 1 to 128 characters");
     }
 }

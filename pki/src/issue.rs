@@ -5,7 +5,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use ripcord_engine::{Role, auth::validate_name};
+use ripcord_engine::{Role, auth::check_name};
 use time::{Duration, OffsetDateTime};
 
 /// The organisation written into every ripcord certificate.
@@ -80,7 +80,7 @@ pub fn new_ca(common_name: &str, validity: Validity) -> Result<Pair, Error> {
 
 /// Issues a key and certificate for `request`, signed by `ca`.
 pub fn issue(ca: &Pair, request: &Request) -> Result<Pair, Error> {
-    validate_name(&request.name).map_err(Error::Invalid)?;
+    check_name(&request.name).map_err(|e| Error::Invalid(e.to_string()))?;
     request.validity.check()?;
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| Error::Invalid(format!("CA key: {e}")))?;
     let issuer =
