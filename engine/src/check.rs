@@ -116,7 +116,7 @@ fn check_template(
     let refs = match template::parse(s) {
         Ok(_) => template::refs(s),
         Err((_, e)) => {
-            diags.push(Diagnostic::new(pos, e));
+            diags.push(Diagnostic::new(pos, e.to_string()));
             return;
         }
     };
@@ -192,7 +192,7 @@ fn check_target(rb: &Runbook, t: &Target, diags: &mut Vec<Diagnostic>) {
     let refs = match template::parse(&t.selector) {
         Ok(_) => template::refs(&t.selector),
         Err((_, e)) => {
-            diags.push(Diagnostic::new(t.pos, e));
+            diags.push(Diagnostic::new(t.pos, e.to_string()));
             return;
         }
     };

@@ -115,7 +115,7 @@ pub(crate) fn load(node: &Node, params: &[Param], diags: &mut Vec<Diagnostic>) -
 /// The webhook is resolved when the run starts: it may name params only.
 fn check_webhook(webhook: &str, pos: Pos, params: &[Param], diags: &mut Vec<Diagnostic>) {
     if let Err((_, e)) = template::parse(webhook) {
-        diags.push(Diagnostic::new(pos, e));
+        diags.push(Diagnostic::new(pos, e.to_string()));
         return;
     }
     for (r, _) in template::refs(webhook) {

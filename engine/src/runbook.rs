@@ -9,8 +9,8 @@
 use crate::duration;
 use crate::hint;
 use crate::registry::{self, Runs};
-use crate::selector::Selector;
-use crate::template::Condition;
+use crate::selector::{Selector, SelectorError};
+use crate::template::{self, Condition};
 use crate::value::Value;
 use crate::yaml::{self, Kind, Node, Pos};
 use serde::Deserialize;
@@ -24,6 +24,38 @@ use std::time::Duration;
 pub struct Diagnostic {
     pub pos: Pos,
     pub message: String,
+}
+
+/// Why a target, a param value or a time cannot be used (a run refuses to
+/// start; `check` reports it). Problems in the YAML itself are
+/// [`Diagnostic`]s.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A target written as the empty selector, which would match every agent.
+    #[error("an empty selector, which would match every agent; name labels (role=redis)")]
+    EmptySelector,
+    /// A target written as something that is not a selector.
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+    /// A templated target that the params do not fill in.
+    #[error("target \"{selector}\": {reason}")]
+    TargetTemplate { selector: String, reason: template::Error },
+    /// A templated target that the params fill in as the empty selector.
+    #[error("target \"{selector}\" gives an empty selector, which would match every agent; name labels (role=redis)")]
+    TargetEmpty { selector: String },
+    /// A templated target that the params fill in as something that is not
+    /// a selector.
+    #[error("target \"{selector}\" gives {reason}")]
+    TargetSelector { selector: String, reason: SelectorError },
+    /// A param value of another type than the param's.
+    #[error("expected {} (lowercase in yaml), got {}", format!("{:?}", .expected).to_lowercase(), .got.to_string().to_lowercase())]
+    ParamType { expected: ParamType, got: Value },
+    /// A duration param (or the offset of a time) that is not a duration.
+    #[error(transparent)]
+    Duration(#[from] duration::DurationError),
+    /// A time param that is neither RFC 3339 nor `incident±DURATION`.
+    #[error("bad time \"{0}\" (examples: incident-5m, 2026-01-31T09:00:00Z)")]
+    Time(String),
 }
 
 impl fmt::Display for Diagnostic {
@@ -110,22 +142,27 @@ impl Target {
     }
 
     /// Never the empty selector, which would match every agent.
-    pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, String> {
+    pub fn resolve(&self, params: &BTreeMap<String, Value>) -> Result<Selector, Error> {
         if !self.is_templated() {
             return parse_target(&self.selector);
         }
-        let text = crate::template::render(&self.selector, &crate::template::Params(params))
-            .map_err(|e| format!("target \"{}\": {e}", self.selector))?
+        let selector = || self.selector.clone();
+        let text = template::render(&self.selector, &template::Params(params))
+            .map_err(|reason| Error::TargetTemplate { selector: selector(), reason })?
             .to_string();
-        parse_target(&text).map_err(|e| format!("target \"{}\" gives {e}", self.selector))
+        parse_target(&text).map_err(|e| match e {
+            Error::Selector(reason) => Error::TargetSelector { selector: selector(), reason },
+            _ => Error::TargetEmpty { selector: selector() },
+        })
     }
 }
 
-fn parse_target(text: &str) -> Result<Selector, String> {
+/// The selector in `text`: [`Error::EmptySelector`] or [`Error::Selector`].
+fn parse_target(text: &str) -> Result<Selector, Error> {
     if text.trim().is_empty() {
-        return Err("an empty selector, which would match every agent; name labels (role=redis)".to_string());
+        return Err(Error::EmptySelector);
     }
-    text.parse::<Selector>().map_err(|e| e.to_string())
+    Ok(text.parse::<Selector>()?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +333,7 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
     };
     let rto = dur("rto", &raw.rto, &mut diags);
     let rpo = dur("rpo", &raw.rpo, &mut diags);
-    if crate::auth::validate_name(&raw.id).is_err() {
+    if crate::auth::check_name(&raw.id).is_err() {
         let pos = root.get("id").map_or(root.pos, |n| n.pos);
         diags.push(Diagnostic::new(pos, format!("runbook id \"{}\": use letters, digits, '-', '_' and '.'", raw.id)));
     }
@@ -379,21 +416,21 @@ fn load_param(name: &str, pos: Pos, node: &Node) -> Result<Param, Vec<Diagnostic
 }
 
 /// Whether `v` fits a parameter of type `ty`.
-pub fn check_param_value(ty: ParamType, v: &Value) -> Result<(), String> {
+pub fn check_param_value(ty: ParamType, v: &Value) -> Result<(), Error> {
     let ok = match (ty, v) {
         (ParamType::String, Value::Str(_)) => true,
         (ParamType::Int, Value::Int(_)) => true,
         (ParamType::Bool, Value::Bool(_)) => true,
-        (ParamType::Duration, Value::Str(s)) => return duration::parse(s).map(|_| ()).map_err(|e| e.to_string()),
+        (ParamType::Duration, Value::Str(s)) => return Ok(duration::parse(s).map(|_| ())?),
         (ParamType::Time, Value::Str(s)) => return parse_time(s, 0).map(|_| ()),
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("expected {ty:?} (lowercase in YAML), got {v}").to_lowercase()) }
+    if ok { Ok(()) } else { Err(Error::ParamType { expected: ty, got: v.clone() }) }
 }
 
 /// A time parameter: RFC 3339, `incident`, or `incident±DURATION`,
 /// relative to `incident_at`.
-pub fn parse_time(s: &str, incident_at: crate::clock::Millis) -> Result<crate::clock::Millis, String> {
+pub fn parse_time(s: &str, incident_at: crate::clock::Millis) -> Result<crate::clock::Millis, Error> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix("incident") {
         let rest = rest.trim();
@@ -403,13 +440,12 @@ pub fn parse_time(s: &str, incident_at: crate::clock::Millis) -> Result<crate::c
         let (sign, d) = match rest.split_at(1) {
             ("-", d) => (-1, d),
             ("+", d) => (1, d),
-            _ => return Err(format!("bad time \"{s}\" (examples: incident-5m, 2026-01-31T09:00:00Z)")),
+            _ => return Err(Error::Time(s.to_string())),
         };
-        let d = duration::parse(d).map_err(|e| e.to_string())?;
+        let d = duration::parse(d)?;
         return Ok(incident_at + sign * i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
     }
-    crate::clock::parse_rfc3339(s)
-        .ok_or_else(|| format!("bad time \"{s}\" (examples: incident-5m, 2026-01-31T09:00:00Z)"))
+    crate::clock::parse_rfc3339(s).ok_or_else(|| Error::Time(s.to_string()))
 }
 
 fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -564,5 +600,54 @@ impl Runbook {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(selector: &str) -> Target {
+        Target { selector: selector.to_string(), all: false, pos: Pos::default() }
+    }
+
+    #[test]
+    fn targets_say_why_they_select_nothing() {
+        let params = BTreeMap::from([("h".to_string(), Value::str(" ")), ("bad".to_string(), Value::str("a b"))]);
+        assert_eq!(target("role=redis").resolve(&params).map(|s| s.to_string()), Ok("role=redis".to_string()));
+        assert_eq!(target(" ").resolve(&params), Err(Error::EmptySelector));
+        assert!(matches!(target("a b").resolve(&params), Err(Error::Selector(_))));
+        let e = target("{{ params.h }}").resolve(&params).unwrap_err();
+        assert_eq!(e, Error::TargetEmpty { selector: "{{ params.h }}".into() });
+        assert_eq!(
+            e.to_string(),
+            "target \"{{ params.h }}\" gives an empty selector, which would match every agent; name labels (role=redis)"
+        );
+        let e = target("{{ params.bad }}").resolve(&params).unwrap_err();
+        assert!(matches!(&e, Error::TargetSelector { selector, .. } if selector == "{{ params.bad }}"), "{e}");
+        let e = target("{{ params.none }}").resolve(&params).unwrap_err();
+        assert_eq!(
+            e,
+            Error::TargetTemplate {
+                selector: "{{ params.none }}".into(),
+                reason: template::Error::NoValue(template::Ref::Param("none".into()))
+            }
+        );
+        assert_eq!(e.to_string(), "target \"{{ params.none }}\": params.none has no value");
+    }
+
+    #[test]
+    fn param_values_and_times() {
+        assert_eq!(check_param_value(ParamType::Int, &Value::Int(3)), Ok(()));
+        let e = check_param_value(ParamType::Int, &Value::str("Three")).unwrap_err();
+        assert_eq!(e, Error::ParamType { expected: ParamType::Int, got: Value::str("Three") });
+        assert_eq!(e.to_string(), "expected int (lowercase in yaml), got three");
+        assert!(matches!(check_param_value(ParamType::Duration, &Value::str("5x")), Err(Error::Duration(_))));
+        assert_eq!(parse_time(" incident-1s ", 5_000), Ok(4_000));
+        assert!(matches!(parse_time("incident-5x", 0), Err(Error::Duration(_))));
+        let e = parse_time("incident*5m", 0).unwrap_err();
+        assert_eq!(e, Error::Time("incident*5m".into()));
+        assert_eq!(e.to_string(), "bad time \"incident*5m\" (examples: incident-5m, 2026-01-31T09:00:00Z)");
+        assert_eq!(parse_time("yesterday", 0), Err(Error::Time("yesterday".into())));
     }
 }

@@ -109,6 +109,26 @@ impl fmt::Display for Ref {
     }
 }
 
+/// What is wrong with a template, or which reference has no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `{{` without `}}`.
+    #[error("unclosed \"{{{{\"")]
+    Unclosed,
+    /// The text between `{{` and `}}` (trimmed) is not a reference.
+    #[error(
+        "\"{{{{ {0} }}}}\" is not a reference (expected params.NAME, steps.STEP.OUTPUT, run.id, run.short_id, \
+         run.incident_at, run.mode or credentials.NAME.user|password|password_url_encoded)"
+    )]
+    NotReference(String),
+    /// A credential reference to a field a credential does not have.
+    #[error("\"{{{{ {expr} }}}}\": a credential has user, password and password_url_encoded, not \"{field}\"")]
+    CredentialField { expr: String, field: String },
+    /// A reference the scope has no value for (yet).
+    #[error("{0} has no value")]
+    NoValue(Ref),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Text(String),
@@ -118,7 +138,7 @@ pub enum Segment {
 
 /// Splits `s` into text and references. Errors name the bad expression and
 /// its byte offset.
-pub fn parse(s: &str) -> Result<Vec<Segment>, (usize, String)> {
+pub fn parse(s: &str) -> Result<Vec<Segment>, (usize, Error)> {
     let mut out = Vec::new();
     let mut rest = s;
     let mut offset = 0;
@@ -128,7 +148,7 @@ pub fn parse(s: &str) -> Result<Vec<Segment>, (usize, String)> {
         }
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            return Err((offset + start, "unclosed \"{{\"".into()));
+            return Err((offset + start, Error::Unclosed));
         };
         let expr = after[..end].trim();
         let r = parse_ref(expr).map_err(|e| (offset + start, e))?;
@@ -147,14 +167,8 @@ fn ident_ok(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn parse_ref(expr: &str) -> Result<Ref, String> {
+fn parse_ref(expr: &str) -> Result<Ref, Error> {
     let parts: Vec<&str> = expr.split('.').collect();
-    let bad = || {
-        format!(
-            "\"{{{{ {expr} }}}}\" is not a reference (expected params.NAME, steps.STEP.OUTPUT, run.id, run.short_id, \
-             run.incident_at, run.mode or credentials.NAME.user|password|password_url_encoded)"
-        )
-    };
     match parts.as_slice() {
         ["params", name] if ident_ok(name) => Ok(Ref::Param(name.to_string())),
         ["steps", step, output] if ident_ok(step) && ident_ok(output) => {
@@ -166,11 +180,9 @@ fn parse_ref(expr: &str) -> Result<Ref, String> {
         ["run", "mode"] => Ok(Ref::Run(RunField::Mode)),
         ["credentials", name, field] if ident_ok(name) => match CredentialField::parse(field) {
             Some(field) => Ok(Ref::Credential { name: name.to_string(), field }),
-            None => Err(format!(
-                "\"{{{{ {expr} }}}}\": a credential has user, password and password_url_encoded, not \"{field}\""
-            )),
+            None => Err(Error::CredentialField { expr: expr.to_string(), field: field.to_string() }),
         },
-        _ => Err(bad()),
+        _ => Err(Error::NotReference(expr.to_string())),
     }
 }
 
@@ -205,9 +217,9 @@ impl Scope for Params<'_> {
 }
 
 /// Resolves the templates in `s`.
-pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, String> {
+pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, Error> {
     let segments = parse(s).map_err(|(_, e)| e)?;
-    let value = |r: &Ref| scope.lookup(r).ok_or_else(|| format!("{r} has no value"));
+    let value = |r: &Ref| scope.lookup(r).ok_or_else(|| Error::NoValue(r.clone()));
     if let [Segment::Ref(r, _)] = segments.as_slice() {
         return value(r);
     }
@@ -226,12 +238,12 @@ pub fn render(s: &str, scope: &dyn Scope) -> Result<Value, String> {
 }
 
 /// Resolves every string in `v`, recursively.
-pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, String> {
+pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, Error> {
     Ok(match v {
         Value::Str(s) if s.contains("{{") => render(s, scope)?,
         Value::List(l) => Value::List(l.iter().map(|x| render_value(x, scope)).collect::<Result<_, _>>()?),
         Value::Map(m) => {
-            Value::Map(m.iter().map(|(k, x)| Ok((k.clone(), render_value(x, scope)?))).collect::<Result<_, String>>()?)
+            Value::Map(m.iter().map(|(k, x)| Ok((k.clone(), render_value(x, scope)?))).collect::<Result<_, Error>>()?)
         }
         other => other.clone(),
     })
@@ -288,8 +300,8 @@ impl Condition {
         }
     }
 
-    pub fn eval(&self, scope: &dyn Scope) -> Result<bool, String> {
-        let text = |s: &str| -> Result<String, String> {
+    pub fn eval(&self, scope: &dyn Scope) -> Result<bool, Error> {
+        let text = |s: &str| -> Result<String, Error> {
             Ok(render(s, scope)?.to_string().trim_matches(|c| c == '\'' || c == '"').to_string())
         };
         Ok(match self {
@@ -304,7 +316,7 @@ impl Condition {
 
 /// `||` (`settles` true) or `&&` (false): the first side that evaluates to
 /// `settles` decides; otherwise the first error, if any, is the answer.
-fn decide(sides: &[Condition], scope: &dyn Scope, settles: bool) -> Result<bool, String> {
+fn decide(sides: &[Condition], scope: &dyn Scope, settles: bool) -> Result<bool, Error> {
     let mut unknown = None;
     for side in sides {
         match side.eval(scope) {
@@ -354,9 +366,11 @@ mod tests {
             vec![Segment::Ref(Ref::Output { step: "a-b".into(), output: "name".into() }, 0)]
         );
         let (at, e) = parse("x {{ params }}").unwrap_err();
-        assert_eq!(at, 2);
-        assert!(e.contains("is not a reference"), "{e}");
-        assert_eq!(parse("{{ run.id").unwrap_err().1, "unclosed \"{{\"");
+        assert_eq!((at, &e), (2, &Error::NotReference("params".into())));
+        assert!(e.to_string().starts_with("\"{{ params }}\" is not a reference (expected params.NAME,"), "{e}");
+        let e = parse("{{ run.id").unwrap_err().1;
+        assert_eq!(e, Error::Unclosed);
+        assert_eq!(e.to_string(), "unclosed \"{{\"");
     }
 
     #[test]
@@ -364,7 +378,9 @@ mod tests {
         let s = scope();
         assert_eq!(render("{{ params.code }}", &s).unwrap(), Value::Int(200));
         assert_eq!(render("restore-{{ run.short_id }}", &s).unwrap(), Value::str("restore-ab12"));
-        assert!(render("{{ params.nope }}", &s).unwrap_err().contains("params.nope has no value"));
+        let e = render("{{ params.nope }}", &s).unwrap_err();
+        assert_eq!(e, Error::NoValue(Ref::Param("nope".into())));
+        assert_eq!(e.to_string(), "params.nope has no value");
     }
 
     #[test]
@@ -377,7 +393,13 @@ mod tests {
         // rendered again.
         assert_eq!(parse(&token).unwrap(), vec![Segment::Ref(r, 0)]);
         let e = parse("{{ credentials.chatdb }}").unwrap_err().1;
-        assert!(e.contains("is not a reference"), "{e}");
+        assert_eq!(e, Error::NotReference("credentials.chatdb".into()));
+        let e = parse("{{ credentials.chatdb.pw }}").unwrap_err().1;
+        assert_eq!(e, Error::CredentialField { expr: "credentials.chatdb.pw".into(), field: "pw".into() });
+        assert_eq!(
+            e.to_string(),
+            "\"{{ credentials.chatdb.pw }}\": a credential has user, password and password_url_encoded, not \"pw\""
+        );
     }
 
     #[test]
@@ -421,7 +443,7 @@ mod tests {
         assert_eq!(eval("{{ params.code }} == 1 && {{ steps.x.ok }}"), Ok(false));
         assert_eq!(eval("{{ steps.x.ok }} == true && {{ params.code }} == 1"), Ok(false));
         let undecided = eval("{{ params.code }} == 1 || {{ steps.x.ok }}").unwrap_err();
-        assert!(undecided.contains("steps.x.ok has no value"), "{undecided}");
+        assert_eq!(undecided, Error::NoValue(Ref::Output { step: "x".into(), output: "ok".into() }));
         assert!(eval("{{ steps.x.ok }} && {{ params.code }} == 200").is_err());
         assert_eq!(
             Condition::parse("{{ a.b }} == x && {{ c.d }} || y != {{ e.f }}").parts(),

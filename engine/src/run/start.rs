@@ -127,6 +127,6 @@ fn coerce(ty: ParamType, v: Value) -> Result<Value, String> {
         },
         (_, v) => v,
     };
-    crate::runbook::check_param_value(ty, &v)?;
+    crate::runbook::check_param_value(ty, &v).map_err(|e| e.to_string())?;
     Ok(v)
 }
