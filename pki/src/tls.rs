@@ -139,33 +139,50 @@ impl ServerTls {
         Ok(Self { config: Arc::new(config), verifier })
     }
 
-    /// Judges the chain a client presented and reads its identity. The error
-    /// is a sentence for the caller and the log.
-    pub fn authenticate(&self, chain: Option<&[CertificateDer<'static>]>) -> Result<Identity, String> {
+    /// Judges the chain a client presented and reads its identity. The
+    /// error's message is a sentence for the caller and the log.
+    pub fn authenticate(&self, chain: Option<&[CertificateDer<'static>]>) -> Result<Identity, Refusal> {
         let Some((leaf, intermediates)) = chain.and_then(|c| c.split_first()) else {
-            return Err("no client certificate presented".into());
+            return Err(Refusal::NoCertificate);
         };
         if let Err(e) = self.verifier.verify_client_cert(leaf, intermediates, UnixTime::now()) {
             use rustls::CertificateError as C;
-            let why = match &e {
+            return Err(match e {
                 rustls::Error::InvalidCertificate(C::ExpiredContext { not_after, .. }) => {
-                    format!("certificate expired at {}", rfc3339(*not_after))
+                    Refusal::Expired { not_after }
                 }
                 rustls::Error::InvalidCertificate(C::NotValidYetContext { not_before, .. }) => {
-                    format!("certificate is not valid until {}", rfc3339(*not_before))
+                    Refusal::NotYetValid { not_before }
                 }
-                rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
-                    format!("certificate was not issued by this coordinator's CA ({e})")
-                }
-                _ => e.to_string(),
-            };
-            return Err(format!("client certificate refused: {why}"));
+                rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => Refusal::OtherIssuer(e),
+                e => Refusal::Invalid(e),
+            });
         }
-        inspect::identity(leaf).map_err(|e| format!("client certificate refused: {e}"))
+        inspect::identity(leaf).map_err(Refusal::NotRipcord)
     }
 }
 
-fn rfc3339(t: UnixTime) -> String {
+/// Why [`ServerTls::authenticate`] refused a client.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("no client certificate presented")]
+    NoCertificate,
+    #[error("client certificate refused: certificate expired at {}", rfc3339(.not_after))]
+    Expired { not_after: UnixTime },
+    #[error("client certificate refused: certificate is not valid until {}", rfc3339(.not_before))]
+    NotYetValid { not_before: UnixTime },
+    /// Not signed by the coordinator's CA.
+    #[error("client certificate refused: certificate was not issued by this coordinator's CA ({0})")]
+    OtherIssuer(rustls::Error),
+    /// Any other reason the verifier gives.
+    #[error("client certificate refused: {0}")]
+    Invalid(rustls::Error),
+    /// Signed by the CA, but without a ripcord identity and role.
+    #[error("client certificate refused: {0}")]
+    NotRipcord(Error),
+}
+
+fn rfc3339(t: &UnixTime) -> String {
     ripcord_engine::clock::rfc3339(i64::try_from(t.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000))
 }
 
@@ -262,5 +279,55 @@ pub fn explain_transport_error(err: &(dyn std::error::Error + 'static)) -> Strin
     match hint {
         Some(h) => format!("{h} ({all})"),
         None => all,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issue::{Pair, Request, Validity, issue, new_ca};
+
+    fn der(pair: &Pair) -> Vec<CertificateDer<'static>> {
+        vec![CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap()]
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca("test CA", Validity::days_from_now(10)).unwrap();
+        let request = |name: &str, role, validity| Request { name: name.into(), role, sans: vec![], validity };
+        let server = issue(&ca, &request("coordinator", Role::Coordinator, Validity::days_from_now(2))).unwrap();
+        let files =
+            TlsFiles { ca: dir.path().join("ca.crt"), cert: dir.path().join("c.crt"), key: dir.path().join("c.key") };
+        std::fs::write(&files.ca, &ca.cert_pem).unwrap();
+        std::fs::write(&files.cert, &server.cert_pem).unwrap();
+        std::fs::write(&files.key, &server.key_pem).unwrap();
+        let tls = ServerTls::load(&files).unwrap();
+
+        let agent = issue(&ca, &request("cache-1", Role::Agent, Validity::days_from_now(2))).unwrap();
+        let identity = tls.authenticate(Some(&der(&agent))).unwrap();
+        assert_eq!((identity.name.as_str(), identity.role), ("cache-1", Role::Agent));
+
+        let e = tls.authenticate(None).unwrap_err();
+        assert!(matches!(e, Refusal::NoCertificate));
+        assert_eq!(e.to_string(), "no client certificate presented");
+
+        let other_ca = new_ca("other CA", Validity::days_from_now(10)).unwrap();
+        let mallory = issue(&other_ca, &request("mallory", Role::Operator, Validity::days_from_now(2))).unwrap();
+        let e = tls.authenticate(Some(&der(&mallory))).unwrap_err();
+        assert!(matches!(e, Refusal::OtherIssuer(_)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("client certificate refused: certificate was not issued by this coordinator's CA ("),
+            "{e}"
+        );
+
+        let now = crate::clock::now_utc();
+        let past = Validity { not_before: now - time::Duration::days(2), not_after: now - time::Duration::days(1) };
+        let stale = issue(&ca, &request("cache-1", Role::Agent, past)).unwrap();
+        let e = tls.authenticate(Some(&der(&stale))).unwrap_err();
+        assert!(matches!(e, Refusal::Expired { .. }), "{e}");
+        assert!(e.to_string().starts_with("client certificate refused: certificate expired at "), "{e}");
     }
 }

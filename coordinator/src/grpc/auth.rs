@@ -74,7 +74,7 @@ where
             Err(reason) => {
                 let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
                 warn!(%peer, call = %req.uri().path(), %reason, "call refused: not authenticated");
-                let response = Status::unauthenticated(reason).into_http();
+                let response = Status::unauthenticated(reason.to_string()).into_http();
                 Box::pin(async move { Ok(response) })
             }
         }
