@@ -271,7 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Status => remote(&cli.conn, status),
         Command::Runbook(cmd) => runbook(&cli.conn, cmd),
         Command::Run { runbook, params, incident_at, drill } => {
-            let source = rbk::resolve(&runbook).map_err(|e| usage(anyhow::anyhow!(e)))?;
+            let source = rbk::resolve(&runbook).map_err(usage)?;
             if !source.builtin {
                 // Refuse a broken file here, with positions, before asking anyone.
                 if let Err(errors) = rbk::check(&source) {
@@ -325,7 +325,7 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
         RunbookCmd::Check { files } => {
             let mut bad = 0;
             for f in &files {
-                let checked = rbk::resolve(f).map_err(|e| vec![e]).and_then(|src| rbk::check(&src));
+                let checked = rbk::resolve(f).map_err(|e| vec![e.to_string()]).and_then(|src| rbk::check(&src));
                 match checked {
                     Ok(rb) => {
                         println!("{f}: ok ({} steps, {})", rb.steps.len(), ripcord_engine::plan::plan(&rb).summary())
@@ -341,7 +341,7 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         RunbookCmd::Plan { runbook, params, offline } => {
-            let source = rbk::resolve(&runbook).map_err(|e| usage(anyhow::anyhow!(e)))?;
+            let source = rbk::resolve(&runbook).map_err(usage)?;
             let rb = rbk::check(&source).map_err(|errors| usage(anyhow::anyhow!("{}", errors.join("\n"))))?;
             // Parameters are checked exactly as a run would check them.
             let new = ripcord_engine::run::NewRun {

@@ -15,21 +15,40 @@ pub struct Source {
     pub builtin: bool,
 }
 
+/// Why a runbook argument gives no runbook.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file exists but cannot be read.
+    #[error("cannot read runbook {path}: {reason}")]
+    Read { path: String, reason: std::io::Error },
+    /// Neither a file nor the id of a built-in runbook.
+    #[error(
+        "no runbook file or built-in runbook \"{arg}\"{}; built-in: {}",
+        closest.as_ref().map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default(),
+        builtin.join(", ")
+    )]
+    NotFound {
+        arg: String,
+        /// The built-in id closest to `arg`, if one is close.
+        closest: Option<String>,
+        /// Every built-in id.
+        builtin: Vec<String>,
+    },
+}
+
 /// Reads FILE, or the built-in runbook of that id.
-pub fn resolve(arg: &str) -> Result<Source, String> {
+pub fn resolve(arg: &str) -> Result<Source, Error> {
     let path = std::path::Path::new(arg);
     if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read runbook {arg}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|reason| Error::Read { path: arg.to_string(), reason })?;
         return Ok(Source { name: arg.to_string(), text, builtin: false });
     }
     if let Some(text) = ripcord_engine::builtin::get(arg) {
         return Ok(Source { name: arg.to_string(), text: text.to_string(), builtin: true });
     }
-    let ids: Vec<&str> = ripcord_engine::builtin::ids().collect();
-    let hint = ripcord_engine::hint::closest(arg, ids.iter().copied())
-        .map(|c| format!(" (did you mean \"{c}\"?)"))
-        .unwrap_or_default();
-    Err(format!("no runbook file or built-in runbook \"{arg}\"{hint}; built-in: {}", ids.join(", ")))
+    let builtin: Vec<String> = ripcord_engine::builtin::ids().map(str::to_string).collect();
+    let closest = ripcord_engine::hint::closest(arg, builtin.iter().map(String::as_str)).map(str::to_string);
+    Err(Error::NotFound { arg: arg.to_string(), closest, builtin })
 }
 
 /// Checks `source`: the runbook, or every problem as `FILE:LINE:COL: message`.
@@ -124,6 +143,36 @@ steps:
   - {id: compose, action: noop, when: "{{ params.platform }} == compose"}
   - {id: later, needs: [k8s], action: noop, when: "{{ steps.k8s.status }} == 200 || {{ params.platform }} == compose"}
 "#;
+
+    #[test]
+    fn unknown_runbooks_are_named_with_the_closest_built_in() {
+        let refused = |arg: &str| match resolve(arg) {
+            Err(e) => e,
+            Ok(_) => panic!("{arg} gave a runbook"),
+        };
+        let id = ripcord_engine::builtin::ids().next().unwrap();
+        assert!(resolve(id).unwrap().builtin);
+        let typo = format!("{id}x");
+        let e = refused(&typo);
+        assert!(matches!(&e, Error::NotFound { closest: Some(c), .. } if c == id), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "no runbook file or built-in runbook \"{typo}\" (did you mean \"{id}\"?); built-in: {id}"
+            )),
+            "{e}"
+        );
+        let e = refused("zzzzzzzzzzzzzzzz");
+        assert!(matches!(&e, Error::NotFound { closest: None, .. }), "{e}");
+        assert!(
+            e.to_string().starts_with("no runbook file or built-in runbook \"zzzzzzzzzzzzzzzz\"; built-in: "),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let e = refused(path);
+        assert!(matches!(&e, Error::Read { .. }), "{e}");
+        assert!(e.to_string().starts_with(&format!("cannot read runbook {path}: ")), "{e}");
+    }
 
     fn notes_of(out: &str, step: &str) -> String {
         let line = out.lines().find(|l| l.split_whitespace().nth(1) == Some(step)).unwrap_or_default();
