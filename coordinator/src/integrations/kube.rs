@@ -740,8 +740,17 @@ pub fn pick_container<'a>(
     containers.first().map(|c| c.name.as_str()).ok_or_else(|| "no containers".to_string())
 }
 
+/// Why a deployment's selector cannot be written as a `labelSelector`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// A match expression with an operator other than `In`, `NotIn`,
+    /// `Exists` and `DoesNotExist`.
+    #[error("unknown selector operator {0:?}")]
+    UnknownOperator(String),
+}
+
 /// `a=b,c in (d,e),!f`: the selector in the syntax of `labelSelector`.
-pub fn label_selector(s: &LabelSelector) -> Result<String, String> {
+pub fn label_selector(s: &LabelSelector) -> Result<String, SelectorError> {
     let mut parts: Vec<String> = s.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
     for e in s.match_expressions.iter().flatten() {
         let values = e.values.clone().unwrap_or_default().join(",");
@@ -750,7 +759,7 @@ pub fn label_selector(s: &LabelSelector) -> Result<String, String> {
             "NotIn" => format!("{} notin ({values})", e.key),
             "Exists" => e.key.clone(),
             "DoesNotExist" => format!("!{}", e.key),
-            other => return Err(format!("unknown selector operator {other:?}")),
+            other => return Err(SelectorError::UnknownOperator(other.to_string())),
         });
     }
     Ok(parts.join(","))
@@ -1042,6 +1051,17 @@ mod tests {
             ]),
         };
         assert_eq!(label_selector(&s).unwrap(), "app=api,tier in (web,edge),!canary");
+        let odd = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "Near".into(),
+                values: None,
+            }]),
+        };
+        let e = label_selector(&odd).unwrap_err();
+        assert_eq!(e, SelectorError::UnknownOperator("Near".into()));
+        assert_eq!(e.to_string(), "unknown selector operator \"Near\"");
     }
 
     #[test]

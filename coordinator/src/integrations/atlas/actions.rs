@@ -99,13 +99,20 @@ pub(super) fn unix_now() -> i64 {
     ripcord_pki::clock::now_ms().div_euclid(1000)
 }
 
+/// A time argument that is not RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum TimeError {
+    #[error("{0:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)")]
+    NotRfc3339(String),
+}
+
 /// Seconds since the Unix epoch of an RFC 3339 time (`2024-05-01T12:00:00Z`,
 /// `2024-05-01T14:00:00.250+02:00`); fractions of a second are dropped.
 /// The engine's parser, in Atlas's unit and with the message a step shows.
-pub(super) fn parse_rfc3339(s: &str) -> Result<i64, String> {
+pub(super) fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
     ripcord_engine::clock::parse_rfc3339(s)
         .map(|ms| ms.div_euclid(1000))
-        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"))
+        .ok_or_else(|| TimeError::NotRfc3339(s.to_string()))
 }
 
 /// `2024-05-01T12:00:00Z`.
@@ -134,8 +141,12 @@ mod tests {
         for bad in
             ["", "2024-05-01", "2024-05-01T12:00:00", "2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "incident-5m"]
         {
-            assert!(parse_rfc3339(bad).is_err(), "{bad} should be refused");
+            assert_eq!(parse_rfc3339(bad), Err(TimeError::NotRfc3339(bad.to_string())), "{bad} should be refused");
         }
+        assert_eq!(
+            parse_rfc3339("now").unwrap_err().to_string(),
+            "\"now\" is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"
+        );
     }
 
     #[test]
