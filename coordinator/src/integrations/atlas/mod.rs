@@ -46,8 +46,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-/// How long after the step's timeout a call still in flight is abandoned.
-
 /// An Atlas Admin API client and the `atlas.*` actions. Cheap to clone: the
 /// token cache and digest state are shared.
 #[derive(Clone)]
