@@ -30,6 +30,8 @@
 use super::Outcome;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -168,10 +170,19 @@ impl Secrets {
     /// (tests, and setups that hand keys to ripcord another way).
     pub async fn with_static_credentials(config: &SecretsConfig, access_key_id: &str, secret_access_key: &str) -> Self {
         let creds = Credentials::new(access_key_id, secret_access_key, None, None, "ripcord-static");
-        Self::build(config, Some(creds)).await
+        Self::build(config, Some(SharedCredentialsProvider::new(creds))).await
     }
 
-    async fn build(config: &SecretsConfig, creds: Option<Credentials>) -> Self {
+    /// Like [`Secrets::new`] with credentials from `provider` instead of
+    /// the chain.
+    pub async fn with_credentials_provider(
+        config: &SecretsConfig,
+        provider: impl ProvideCredentials + 'static,
+    ) -> Self {
+        Self::build(config, Some(SharedCredentialsProvider::new(provider))).await
+    }
+
+    async fn build(config: &SecretsConfig, creds: Option<SharedCredentialsProvider>) -> Self {
         // default-features are off in the AWS crates: the HTTP client is
         // built here, on rustls with ring like the rest of ripcord.
         let http =
@@ -481,10 +492,7 @@ where
         SdkError::TimeoutError(_) => "timed out".to_string(),
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) | SdkError::ResponseError(_) => {
             let text = DisplayErrorContext(&e).to_string();
-            let lower = text.to_ascii_lowercase();
-            if lower.contains("credential")
-                && (lower.contains("no ") || lower.contains("not load") || lower.contains("provider"))
-            {
+            if loading_credentials_failed(&e) {
                 return Error::NoCredentials { op, secret, detail: first_line(&text) };
             }
             first_line(&text)
@@ -492,6 +500,19 @@ where
         _ => first_line(&DisplayErrorContext(&e).to_string()),
     };
     Error::Aws { op, secret, detail }
+}
+
+/// Whether the credential chain is what failed: a `CredentialsError`
+/// somewhere in the error's sources.
+fn loading_credentials_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The first line of an SDK error chain, without the `Debug` dump the
@@ -511,12 +532,15 @@ fn first_line(s: &str) -> String {
 // ---------------------------------------------------------------------------
 
 fn parse(args: &Value) -> Result<AwsUpdateSecret, Error> {
+    // serde's messages quote unexpected values, which may be secret: a
+    // value that is not a string is refused by shape first.
+    if let Some(Value::Map(set)) = args.get("set")
+        && set.values().any(|v| !matches!(v, Value::Str(_)))
+    {
+        return Err(Error::BadArgs("set must map key names to strings".into()));
+    }
     let v = serde_json::to_value(args).map_err(|e| Error::BadArgs(e.to_string()))?;
-    // serde's messages quote unexpected values; keep only the shape.
-    serde_json::from_value(v).map_err(|e| {
-        let m = e.to_string();
-        Error::BadArgs(if m.contains("invalid type") { "set must map key names to strings".into() } else { m })
-    })
+    serde_json::from_value(v).map_err(|e| Error::BadArgs(e.to_string()))
 }
 
 /// The version id of this step's update: 32–64 characters as Secrets
@@ -618,7 +642,7 @@ mod tests {
     fn bad_set_values_are_not_echoed() {
         let v: Value = serde_json::from_value(json!({"secret_id": "s", "set": {"k": ["hunter2"]}})).unwrap();
         let e = parse(&v).unwrap_err().to_string();
-        assert!(!e.contains("hunter2"), "{e}");
+        assert!(!e.contains("hunter2") && e.contains("set must map key names to strings"), "{e}");
     }
 
     #[test]
