@@ -21,7 +21,7 @@
 //! file's directory.
 
 use crate::policy::{AllowSection, Allowlist};
-use ripcord_engine::auth::validate_name;
+use ripcord_engine::auth::check_name;
 use ripcord_engine::duration;
 use ripcord_pki::tls::TlsFiles;
 use serde::Deserialize;
@@ -121,7 +121,7 @@ impl Config {
             Error(ripcord_engine::position::located(path, text, e.span().map(|s| s.start), e.message().trim_end()))
         })?;
         let at = |field: &str, msg: String| Error(format!("{}: {field}: {msg}", path.display()));
-        validate_name(&file.id).map_err(|e| at("id", e))?;
+        check_name(&file.id).map_err(|e| at("id", e.to_string()))?;
         if !(file.coordinator.starts_with("https://")) {
             return Err(at("coordinator", format!("\"{}\" must be an https:// URL", file.coordinator)));
         }

@@ -116,12 +116,6 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     if first_ok && rest_ok { Ok(()) } else { Err(Error::Characters(name.to_string())) }
 }
 
-/// [`check_name`] with the message as text, for the agent's config until it
-/// takes the typed error; new callers use [`check_name`].
-pub fn validate_name(name: &str) -> Result<(), String> {
-    check_name(name).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +157,7 @@ mod tests {
             assert_eq!(check_name(bad), Err(Error::Characters(bad.to_string())), "{bad}");
         }
         assert_eq!(
-            validate_name("a b").unwrap_err(),
+            check_name("a b").unwrap_err().to_string(),
             "name \"a b\" may only hold letters, digits, '.', '-', '_' and '@', and must start with a letter or digit"
         );
         assert_eq!(check_name("").unwrap_err().to_string(), "name \"\" must be 1 to 128 characters");
