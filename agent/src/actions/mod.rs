@@ -9,8 +9,6 @@ pub mod files;
 pub mod output;
 pub mod process;
 pub mod redis;
-#[cfg(test)]
-pub mod redis_testkit;
 pub mod service;
 
 use crate::policy::Allowlist;

@@ -3,8 +3,8 @@
 //! loopback port, run under the agent's exec backend through an allowlist
 //! parsed from TOML. Killed (by its pid) when dropped.
 
-use super::redis::Conn;
-use super::{Ctx, Output, Outputs, service};
+use super::conn::Conn;
+use crate::actions::{Ctx, Output, Outputs, service};
 use crate::policy::{AllowSection, Allowlist, Redis, Service};
 use ::redis::Value as Reply;
 use serde_json::Value;
@@ -40,6 +40,14 @@ where
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The error of an action expected to fail.
+pub fn err_of(r: Result<Outputs, String>) -> String {
+    match r {
+        Ok(o) => panic!("expected an error, got {o:?}"),
+        Err(e) => e,
     }
 }
 
@@ -185,7 +193,7 @@ backup_dir = "{backups}"
     /// with `instance: cache` added to `args`.
     pub async fn act(&self, action: &str, mut args: Value) -> Result<Outputs, String> {
         args.as_object_mut().expect("args object").insert("instance".into(), Value::String(self.name.clone()));
-        super::perform(action, &args, &self.ctx()).await
+        crate::actions::perform(action, &args, &self.ctx()).await
     }
 
     pub async fn cmd(&self, args: &[&str]) -> Reply {
