@@ -8,18 +8,67 @@
 
 use crate::store::{self, AgentRecord, Store};
 use ripcord_engine::Selector;
+use ripcord_engine::value::Value;
 use ripcord_pki::clock::now_ms;
-use ripcord_proto::v1::{Command, CommandResult, CoordinatorMessage, command, command_result, coordinator_message};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tonic::Status;
 use tracing::{info, warn};
 
-/// What a session's outgoing stream carries.
-pub type Outgoing = Result<CoordinatorMessage, Status>;
+/// What a session's outgoing stream carries, in domain terms
+/// (`grpc::convert` puts it on the wire).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Welcome {
+        coordinator_version: String,
+        heartbeat_interval: Duration,
+    },
+    HeartbeatAck {
+        seq: u64,
+    },
+    Command {
+        id: String,
+        order: Order,
+    },
+    /// The session ends, and why (`None`: closed without a reason).
+    Goodbye(Option<Farewell>),
+}
+
+/// What the coordinator asks an agent to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    Ping,
+    /// Perform `action` with `args`; the agent gives up after `timeout_ms`
+    /// (0: no limit of its own).
+    Action {
+        action: String,
+        args: Value,
+        timeout_ms: u64,
+    },
+}
+
+/// What an agent answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Pong {
+        agent_version: String,
+    },
+    /// An action finished: its outputs and the output it printed (bounded).
+    Done {
+        outputs: BTreeMap<String, Value>,
+        output: String,
+    },
+    /// The agent refused the command or could not perform it.
+    Failed {
+        message: String,
+    },
+    /// An answer that cannot be read (outputs that are not a JSON object).
+    Unreadable {
+        reason: String,
+    },
+}
 
 /// What an agent declares when it connects.
 #[derive(Debug, Clone)]
@@ -60,7 +109,7 @@ impl std::fmt::Display for Farewell {
 struct Session {
     conn_id: u64,
     tx: mpsc::Sender<Outgoing>,
-    pending: HashMap<String, oneshot::Sender<command_result::Outcome>>,
+    pending: HashMap<String, oneshot::Sender<Answer>>,
     stop: Option<oneshot::Sender<Farewell>>,
 }
 
@@ -79,7 +128,7 @@ pub enum DispatchError {
 #[derive(Debug, Clone)]
 pub struct PingOutcome {
     pub agent_id: String,
-    pub result: Result<(command_result::Outcome, Duration), DispatchError>,
+    pub result: Result<(Answer, Duration), DispatchError>,
 }
 
 pub struct Fleet {
@@ -200,21 +249,22 @@ impl Fleet {
         }
     }
 
-    /// Hands a command result to whoever waits for it.
-    pub fn deliver(&self, agent_id: &str, conn_id: u64, result: CommandResult) {
+    /// Hands an agent's answer to command `command_id` to whoever waits
+    /// for it (`None`: a result without an answer in it).
+    pub fn deliver(&self, agent_id: &str, conn_id: u64, command_id: &str, answer: Option<Answer>) {
         let waiter = {
             let mut sessions = lock(&self.sessions);
             match sessions.get_mut(agent_id) {
-                Some(s) if s.conn_id == conn_id => s.pending.remove(&result.command_id),
+                Some(s) if s.conn_id == conn_id => s.pending.remove(command_id),
                 _ => None,
             }
         };
-        match (waiter, result.outcome) {
-            (Some(w), Some(outcome)) => {
-                let _ = w.send(outcome);
+        match (waiter, answer) {
+            (Some(w), Some(answer)) => {
+                let _ = w.send(answer);
             }
-            (None, _) => warn!(agent = %agent_id, command = %result.command_id, "result for an unknown command"),
-            (Some(_), None) => warn!(agent = %agent_id, command = %result.command_id, "result without an outcome"),
+            (None, _) => warn!(agent = %agent_id, command = %command_id, "result for an unknown command"),
+            (Some(_), None) => warn!(agent = %agent_id, command = %command_id, "result without an outcome"),
         }
     }
 
@@ -277,11 +327,11 @@ impl Fleet {
     pub async fn dispatch(
         &self,
         agent_id: &str,
-        kind: command::Kind,
+        order: Order,
         timeout: Duration,
-    ) -> Result<(command_result::Outcome, Duration), DispatchError> {
+    ) -> Result<(Answer, Duration), DispatchError> {
         let command_id = self.new_command_id("cmd");
-        self.dispatch_as(agent_id, command_id, kind, timeout).await
+        self.dispatch_as(agent_id, command_id, order, timeout).await
     }
 
     /// Sends an action with a stable command id and waits for its outcome —
@@ -292,15 +342,15 @@ impl Fleet {
         &self,
         agent_id: &str,
         command_id: &str,
-        kind: command::Kind,
+        order: Order,
         timeout: Duration,
-    ) -> Result<command_result::Outcome, String> {
+    ) -> Result<Answer, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut announced = false;
         loop {
             let reconnected = self.connected.notified();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.dispatch_as(agent_id, command_id.to_string(), kind.clone(), left).await {
+            match self.dispatch_as(agent_id, command_id.to_string(), order.clone(), left).await {
                 Ok((outcome, _)) => return Ok(outcome),
                 Err(DispatchError::Timeout(_)) => {
                     return Err(format!(
@@ -337,9 +387,9 @@ impl Fleet {
         &self,
         agent_id: &str,
         command_id: String,
-        kind: command::Kind,
+        order: Order,
         timeout: Duration,
-    ) -> Result<(command_result::Outcome, Duration), DispatchError> {
+    ) -> Result<(Answer, Duration), DispatchError> {
         let _permit = self.limit.acquire().await.map_err(|_| DispatchError::Disconnected)?;
         let (answer_tx, answer_rx) = oneshot::channel();
         let tx = {
@@ -348,15 +398,10 @@ impl Fleet {
             session.pending.insert(command_id.clone(), answer_tx);
             session.tx.clone()
         };
-        let msg = CoordinatorMessage {
-            body: Some(coordinator_message::Body::Command(Command {
-                command_id: command_id.clone(),
-                kind: Some(kind),
-            })),
-        };
+        let msg = Outgoing::Command { id: command_id.clone(), order };
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {
-            tx.send(Ok(msg)).await.map_err(|_| DispatchError::Lost)?;
+            tx.send(msg).await.map_err(|_| DispatchError::Lost)?;
             answer_rx.await.map_err(|_| DispatchError::Lost)
         })
         .await;
@@ -380,7 +425,7 @@ impl Fleet {
         for agent_id in agent_ids {
             let fleet = Arc::clone(self);
             tasks.spawn(async move {
-                let result = fleet.dispatch(&agent_id, command::Kind::Ping(Default::default()), timeout).await;
+                let result = fleet.dispatch(&agent_id, Order::Ping, timeout).await;
                 PingOutcome { agent_id, result }
             });
         }
@@ -410,7 +455,6 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ripcord_proto::v1::Pong;
 
     fn hello(id: &str, addr: &str) -> Hello {
         Hello {
@@ -439,7 +483,7 @@ mod tests {
     #[tokio::test]
     async fn dispatch_reports_disconnected_timeout_and_answer() {
         let fleet = Arc::new(Fleet::load(Store::temporary().unwrap(), 8).unwrap());
-        let ping = || command::Kind::Ping(Default::default());
+        let ping = || Order::Ping;
         let e = fleet.dispatch("nobody", ping(), Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(e, DispatchError::Disconnected);
 
@@ -451,16 +495,13 @@ mod tests {
 
         let f2 = Arc::clone(&fleet);
         let answerer = tokio::spawn(async move {
-            let Some(Ok(CoordinatorMessage { body: Some(coordinator_message::Body::Command(cmd)) })) =
-                a.outgoing.recv().await
-            else {
-                panic!("expected a command");
+            let Some(Outgoing::Command { id, order: Order::Ping }) = a.outgoing.recv().await else {
+                panic!("expected a ping");
             };
-            let outcome = command_result::Outcome::Pong(Pong { agent_version: "t".into() });
-            f2.deliver("a", a.conn_id, CommandResult { command_id: cmd.command_id, outcome: Some(outcome) });
+            f2.deliver("a", a.conn_id, &id, Some(Answer::Pong { agent_version: "t".into() }));
         });
         let (outcome, _rtt) = fleet.dispatch("a", ping(), Duration::from_secs(5)).await.unwrap();
-        assert!(matches!(outcome, command_result::Outcome::Pong(_)));
+        assert_eq!(outcome, Answer::Pong { agent_version: "t".into() });
         answerer.await.unwrap();
     }
 

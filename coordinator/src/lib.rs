@@ -16,7 +16,6 @@ pub mod view;
 use config::Config;
 use fleet::Fleet;
 use ripcord_engine::Role;
-use ripcord_proto::v1::{agents_server::AgentsServer, control_server::ControlServer};
 use std::future::Future;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -133,12 +132,13 @@ pub async fn run_with_store(
         closing.close_all();
         let _ = drained_tx.send(());
     });
+    let (agents, control) = service.into_servers();
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.heartbeat_interval * 2))
         .http2_keepalive_timeout(Some(config.heartbeat_interval * 2))
         .layer(grpc::auth::AuthnLayer::new(tls))
-        .add_service(AgentsServer::new(service.clone()))
-        .add_service(ControlServer::new(service))
+        .add_service(agents)
+        .add_service(control)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = drained_rx.await;
         });

@@ -4,20 +4,20 @@
 use super::auth::authorize;
 use super::convert;
 use crate::driver::{self, Runs, StartRequest};
-use crate::fleet::{Fleet, Hello};
+use crate::fleet::{Fleet, Hello, Outgoing};
 use ripcord_engine::Selector;
 use ripcord_engine::auth::Access;
 use ripcord_engine::run::{Actor, Input, Mode};
 use ripcord_proto::v1::{
     AbortRunRequest, AgentMessage, ApproveStepRequest, CoordinatorMessage, GetRunRequest, GetRunResponse,
-    HealthRequest, HealthResponse, HeartbeatAck, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest,
-    ListRunbooksResponse, ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse,
-    RetryRunRequest, RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, Welcome, agent_message, agents_server,
-    control_server, coordinator_message,
+    HealthRequest, HealthResponse, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest, ListRunbooksResponse,
+    ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse, RetryRunRequest,
+    RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, agent_message, agents_server, control_server,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
@@ -88,9 +88,16 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Both services, as the server mounts them.
+    pub fn into_servers(self) -> (agents_server::AgentsServer<Service>, control_server::ControlServer<Service>) {
+        (agents_server::AgentsServer::new(self.clone()), control_server::ControlServer::new(self))
+    }
+}
+
 #[tonic::async_trait]
 impl agents_server::Agents for Service {
-    type SessionStream = ReceiverStream<Result<CoordinatorMessage, Status>>;
+    type SessionStream = std::pin::Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
 
     async fn session(
         &self,
@@ -129,13 +136,11 @@ impl agents_server::Agents for Service {
         );
         let conn_id = attached.conn_id;
         let tx = self.fleet.sender(&agent_id, conn_id).ok_or_else(|| Status::aborted("session replaced at once"))?;
-        let welcome = CoordinatorMessage {
-            body: Some(coordinator_message::Body::Welcome(Welcome {
-                coordinator_version: VERSION.to_string(),
-                heartbeat_interval_ms: u64::try_from(self.settings.heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
-            })),
+        let welcome = Outgoing::Welcome {
+            coordinator_version: VERSION.to_string(),
+            heartbeat_interval: self.settings.heartbeat_interval,
         };
-        let _ = tx.send(Ok(welcome)).await;
+        let _ = tx.send(welcome).await;
 
         let fleet = Arc::clone(&self.fleet);
         let idle = self.idle_limit();
@@ -144,7 +149,7 @@ impl agents_server::Agents for Service {
                 tokio::select! {
                     why = &mut attached.stop => {
                         let farewell = why.ok();
-                        let _ = tx.send(Ok(convert::goodbye(farewell.as_ref()))).await;
+                        let _ = tx.send(Outgoing::Goodbye(farewell.clone())).await;
                         break farewell.map_or_else(|| "session closed".to_string(), |f| f.to_string());
                     }
                     msg = tokio::time::timeout(idle, inbound.message()) => match msg {
@@ -154,12 +159,12 @@ impl agents_server::Agents for Service {
                         Ok(Ok(Some(AgentMessage { body }))) => match body {
                             Some(agent_message::Body::Heartbeat(hb)) => {
                                 fleet.touch(&agent_id, conn_id);
-                                let ack = coordinator_message::Body::HeartbeatAck(HeartbeatAck { seq: hb.seq });
-                                let _ = tx.send(Ok(CoordinatorMessage { body: Some(ack) })).await;
+                                let _ = tx.send(Outgoing::HeartbeatAck { seq: hb.seq }).await;
                             }
                             Some(agent_message::Body::Result(result)) => {
                                 fleet.touch(&agent_id, conn_id);
-                                fleet.deliver(&agent_id, conn_id, result);
+                                let answer = result.outcome.map(convert::answer);
+                                fleet.deliver(&agent_id, conn_id, &result.command_id, answer);
                             }
                             Some(agent_message::Body::Output(out)) => {
                                 fleet.output(&agent_id, &out.command_id, &out.chunk);
@@ -172,7 +177,8 @@ impl agents_server::Agents for Service {
             };
             fleet.detach(&agent_id, conn_id, &reason);
         });
-        Ok(Response::new(ReceiverStream::new(attached.outgoing)))
+        let outgoing = ReceiverStream::new(attached.outgoing).map(|m| Ok(convert::outgoing(m)));
+        Ok(Response::new(Box::pin(outgoing)))
     }
 }
 

@@ -4,10 +4,9 @@
 //! the outcomes.
 
 use super::{Outcome, Request};
-use crate::fleet::Fleet;
+use crate::fleet::{self, Fleet, Order};
 use ripcord_engine::Selector;
 use ripcord_engine::value::Value;
-use ripcord_proto::v1::{ActionCommand, command, command_result};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -44,18 +43,14 @@ pub async fn perform(fleet: Arc<Fleet>, r: Request) -> Outcome {
             names.join(", ")
         ));
     }
-    let args_json = serde_json::to_string(&r.args).unwrap_or_default();
     let wait = r.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
     let ids: Vec<String> = able.iter().map(|a| a.agent_id.clone()).collect();
     let results = gather(ids, |id| {
         let fleet = Arc::clone(&fleet);
         let command_id = format!("{}@{id}", r.key);
-        let kind = command::Kind::Action(ActionCommand {
-            action: r.action.clone(),
-            args_json: args_json.clone(),
-            timeout_ms: r.timeout_ms.unwrap_or(0),
-        });
-        async move { fleet.run_action(&id, &command_id, kind, wait).await }
+        let order =
+            Order::Action { action: r.action.clone(), args: r.args.clone(), timeout_ms: r.timeout_ms.unwrap_or(0) };
+        async move { fleet.run_action(&id, &command_id, order, wait).await }
     })
     .await;
     if let Some(msg) = failures(&results) {
@@ -83,7 +78,7 @@ type Answer = Result<BTreeMap<String, Value>, String>;
 async fn gather<F, Fut>(agents: Vec<String>, ask: F) -> BTreeMap<String, Answer>
 where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<command_result::Outcome, String>> + Send + 'static,
+    Fut: Future<Output = Result<fleet::Answer, String>> + Send + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
@@ -110,23 +105,17 @@ where
 }
 
 /// An agent's result as outputs, or the reason it has none.
-fn answer(result: Result<command_result::Outcome, String>) -> Answer {
-    match result {
-        Ok(command_result::Outcome::Done(d)) => {
-            let mut outputs: BTreeMap<String, Value> = if d.outputs_json.is_empty() {
-                BTreeMap::new()
-            } else {
-                serde_json::from_str(&d.outputs_json)
-                    .map_err(|e| format!("outputs that are not a JSON object ({e})"))?
-            };
-            if !d.output.is_empty() {
-                outputs.insert("output".into(), Value::Str(d.output));
+fn answer(result: Result<fleet::Answer, String>) -> Answer {
+    match result? {
+        fleet::Answer::Done { mut outputs, output } => {
+            if !output.is_empty() {
+                outputs.insert("output".into(), Value::Str(output));
             }
             Ok(outputs)
         }
-        Ok(command_result::Outcome::Error(e)) => Err(e.message),
-        Ok(command_result::Outcome::Pong(_)) => Err("unexpected answer (a pong)".into()),
-        Err(e) => Err(e),
+        fleet::Answer::Failed { message } => Err(message),
+        fleet::Answer::Unreadable { reason } => Err(reason),
+        fleet::Answer::Pong { .. } => Err("unexpected answer (a pong)".into()),
     }
 }
 
@@ -147,10 +136,10 @@ fn failures(results: &BTreeMap<String, Answer>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ripcord_proto::v1::{ActionDone, CommandError};
 
-    fn done(outputs_json: &str) -> Result<command_result::Outcome, String> {
-        Ok(command_result::Outcome::Done(ActionDone { outputs_json: outputs_json.into(), ..Default::default() }))
+    fn done(outputs: &[(&str, &str)]) -> Result<fleet::Answer, String> {
+        let outputs = outputs.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect();
+        Ok(fleet::Answer::Done { outputs, output: String::new() })
     }
 
     #[tokio::test]
@@ -159,8 +148,8 @@ mod tests {
         let results = gather(agents, |id| async move {
             match id.as_str() {
                 "cache-2" => panic!("lost"),
-                "cache-3" => Ok(command_result::Outcome::Error(CommandError { message: "refused".into() })),
-                _ => done(r#"{"pong": "PONG"}"#),
+                "cache-3" => Ok(fleet::Answer::Failed { message: "refused".into() }),
+                _ => done(&[("pong", "PONG")]),
             }
         })
         .await;
@@ -173,14 +162,12 @@ mod tests {
     }
 
     #[test]
-    fn outputs_that_do_not_parse_are_an_error() {
-        let results = BTreeMap::from([
-            ("cache-1".to_string(), answer(done("{}"))),
-            ("cache-2".to_string(), answer(done("{not json"))),
-        ]);
+    fn an_unreadable_answer_fails_the_agent_that_gave_it() {
+        let unreadable = Ok(fleet::Answer::Unreadable { reason: "outputs that are not a JSON object (x)".into() });
+        let results =
+            BTreeMap::from([("cache-1".to_string(), answer(done(&[]))), ("cache-2".to_string(), answer(unreadable))]);
         let msg = failures(&results).unwrap_or_default();
-        assert!(msg.starts_with("1 of 2 agents failed: cache-2: outputs that are not a JSON object ("), "{msg}");
-        assert_eq!(answer(done("")), Ok(BTreeMap::new()), "no outputs at all");
-        assert!(answer(done("[1]")).is_err());
+        assert_eq!(msg, "1 of 2 agents failed: cache-2: outputs that are not a JSON object (x)");
+        assert_eq!(answer(done(&[])), Ok(BTreeMap::new()), "no outputs at all");
     }
 }
