@@ -98,13 +98,14 @@ async fn perform(allow: &Allowlist, id: &str, a: &ActionCommand, live: mpsc::Unb
     let out = Output::new(Some(live));
     let ctx = Ctx { allow, out: &out };
     let work = actions::perform(&a.action, &args, &ctx);
+    // The outcome holds the error's text.
     let result = if a.timeout_ms > 0 {
         match tokio::time::timeout(Duration::from_millis(a.timeout_ms), work).await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("{} did not finish within {}ms", a.action, a.timeout_ms)),
         }
     } else {
-        work.await
+        work.await.map_err(|e| e.to_string())
     };
     match result {
         Ok(outputs) => {

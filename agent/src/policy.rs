@@ -36,6 +36,28 @@ use std::time::Duration;
 #[error("refused by the agent's allowlist: {0}")]
 pub struct Refused(pub String);
 
+/// An `[allow]` section that cannot be used; the text names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("actions: unknown action \"{action}\"{}", did_you_mean(.closest))]
+    UnknownAction { action: String, closest: Option<String> },
+    #[error("actions: unknown action \"{0}\" (it runs in the coordinator, not on agents)")]
+    OnCoordinator(String),
+    /// A service whose backend needs a field it does not have.
+    #[error("{}", format!("service \"{service}\": backend {backend:?} needs {needs}").to_lowercase())]
+    BackendNeeds { service: String, backend: Backend, needs: &'static str },
+    #[error("service \"{service}\": ready_redis \"{redis}\" is not an allowed redis instance")]
+    ReadyRedis { service: String, redis: String },
+    #[error("redis \"{redis}\": service \"{service}\" is not an allowed service")]
+    RedisService { redis: String, service: String },
+    #[error("paths: {}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+}
+
+fn did_you_mean(closest: &Option<String>) -> String {
+    closest.as_ref().map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -195,33 +217,33 @@ pub struct Allowlist {
 
 impl Allowlist {
     /// Actions only (no resources).
-    pub fn new(actions: Vec<String>) -> Result<Self, String> {
+    pub fn new(actions: Vec<String>) -> Result<Self, Error> {
         Self::from_section(AllowSection { actions, ..AllowSection::default() })
     }
 
     /// Validates names and cross-references; canonicalises directories
     /// (they must exist).
-    pub fn from_section(section: AllowSection) -> Result<Self, String> {
+    pub fn from_section(section: AllowSection) -> Result<Self, Error> {
         let mut actions = section.actions;
         for a in &actions {
             if !registry::agent_actions().any(|k| k.name == a) {
-                let hint = match registry::get(a) {
-                    Some(_) => " (it runs in the coordinator, not on agents)".to_string(),
-                    None => hint::closest(a, registry::agent_actions().map(|k| k.name))
-                        .map(|c| format!(" (did you mean \"{c}\"?)"))
-                        .unwrap_or_default(),
-                };
-                return Err(format!("actions: unknown action \"{a}\"{hint}"));
+                return Err(match registry::get(a) {
+                    Some(_) => Error::OnCoordinator(a.clone()),
+                    None => Error::UnknownAction {
+                        action: a.clone(),
+                        closest: hint::closest(a, registry::agent_actions().map(|k| k.name)).map(str::to_string),
+                    },
+                });
             }
         }
         actions.sort();
         actions.dedup();
         for s in &section.service {
-            let need = |what: &str, ok: bool| {
+            let need = |needs: &'static str, ok: bool| {
                 if ok {
                     Ok(())
                 } else {
-                    Err(format!("service \"{}\": backend {:?} needs {what}", s.name, s.backend).to_lowercase())
+                    Err(Error::BackendNeeds { service: s.name.clone(), backend: s.backend, needs })
                 }
             };
             match s.backend {
@@ -237,17 +259,17 @@ impl Allowlist {
             if let Some(r) = &s.ready_redis
                 && !section.redis.iter().any(|x| &x.name == r)
             {
-                return Err(format!("service \"{}\": ready_redis \"{r}\" is not an allowed redis instance", s.name));
+                return Err(Error::ReadyRedis { service: s.name.clone(), redis: r.clone() });
             }
         }
         for r in &section.redis {
             if !section.service.iter().any(|s| s.name == r.service) {
-                return Err(format!("redis \"{}\": service \"{}\" is not an allowed service", r.name, r.service));
+                return Err(Error::RedisService { redis: r.name.clone(), service: r.service.clone() });
             }
         }
         let mut dirs = Vec::new();
         for d in &section.paths {
-            let c = d.dir.canonicalize().map_err(|e| format!("paths: {}: {e}", d.dir.display()))?;
+            let c = d.dir.canonicalize().map_err(|source| Error::Dir { dir: d.dir.clone(), source })?;
             dirs.push((c, d.write));
         }
         Ok(Self { actions, services: section.service, redis: section.redis, dirs })
@@ -349,7 +371,7 @@ mod tests {
         assert!(a.permits("redis.ping"));
         assert!(!a.permits("redis.check_aof"));
         assert_eq!(a.actions().len(), 2);
-        let e = Allowlist::new(vec!["atlas.pitr_restore".into()]).unwrap_err();
+        let e = Allowlist::new(vec!["atlas.pitr_restore".into()]).unwrap_err().to_string();
         assert!(e.contains("coordinator"), "{e}");
     }
 

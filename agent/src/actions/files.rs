@@ -1,20 +1,63 @@
 //! `file.copy` and `file.newest`, inside the allowlist's directories.
 
 use super::{Ctx, Outputs};
+use crate::policy::Refused;
 use serde_json::Value;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// What went wrong with a file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot list {}: {source}", path.display())]
+    List { path: PathBuf, source: io::Error },
+    #[error("{} is not a regular file", .0.display())]
+    NotFile(PathBuf),
+    #[error("target has no directory")]
+    NoDirectory,
+    #[error("cannot write a temporary file in {}: {source}", dir.display())]
+    Temporary { dir: PathBuf, source: io::Error },
+    /// Setting the copy's mode.
+    #[error("{0}")]
+    Mode(io::Error),
+    #[error("cannot set owner {uid}:{gid} on {}: {source}", path.display())]
+    Owner { uid: u32, gid: u32, path: PathBuf, source: io::Error },
+    #[error("checksum mismatch after copying {} (sha256 {want} vs {got})", from.display())]
+    Checksum { from: PathBuf, want: String, got: String },
+    #[error("cannot keep the old {}: {source}", path.display())]
+    Keep { path: PathBuf, source: io::Error },
+    #[error("cannot keep the old {}: 999 names for it are taken", .0.display())]
+    KeepNames(PathBuf),
+    #[error("cannot move the copy into place: {0}")]
+    Persist(io::Error),
+    #[error("no file matching {pattern} in {}", dir.display())]
+    NoMatch { pattern: String, dir: PathBuf },
+}
+
+fn read_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Read { path: path.to_path_buf(), source }
+}
+
+fn write_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Write { path: path.to_path_buf(), source }
+}
+
 /// SHA-256 of a file, hex.
-pub fn sha256(path: &Path) -> Result<String, String> {
-    let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn sha256(path: &Path) -> Result<String, Error> {
+    let mut f = fs::File::open(path).map_err(read_error(path))?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let n = f.read(&mut buf).map_err(read_error(path))?;
         if n == 0 {
             break;
         }
@@ -37,48 +80,48 @@ pub fn copy_verified(
     from: &Path,
     to: &Path,
     owner: Option<(u32, u32)>,
-) -> Result<(String, u64, Option<PathBuf>), String> {
-    let src_meta = fs::metadata(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+) -> Result<(String, u64, Option<PathBuf>), Error> {
+    let src_meta = fs::metadata(from).map_err(read_error(from))?;
     if !src_meta.is_file() {
-        return Err(format!("{} is not a regular file", from.display()));
+        return Err(Error::NotFile(from.to_path_buf()));
     }
     let old = fs::metadata(to).ok();
-    let dir = to.parent().ok_or("target has no directory")?;
+    let dir = to.parent().ok_or(Error::NoDirectory)?;
     let name = to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     // Removed when dropped, so every early return leaves nothing behind.
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".ripcord-tmp")
         .tempfile_in(dir)
-        .map_err(|e| format!("cannot write a temporary file in {}: {e}", dir.display()))?;
+        .map_err(|source| Error::Temporary { dir: dir.to_path_buf(), source })?;
     let tmp_path = tmp.path().to_path_buf();
-    let mut src = fs::File::open(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+    let mut src = fs::File::open(from).map_err(read_error(from))?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = src.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+        let n = src.read(&mut buf).map_err(read_error(from))?;
         if n == 0 {
             break;
         }
-        tmp.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", tmp_path.display()))?;
+        tmp.write_all(&buf[..n]).map_err(write_error(&tmp_path))?;
     }
     let mode = old.as_ref().map_or(src_meta.mode(), |m| m.mode()) & 0o7777;
-    fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+    fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode)).map_err(Error::Mode)?;
     let (uid, gid) =
         owner.unwrap_or_else(|| old.as_ref().map_or((src_meta.uid(), src_meta.gid()), |m| (m.uid(), m.gid())));
     // Only root may give files away; elsewhere keeping our own is fine.
-    if let Err(e) = std::os::unix::fs::chown(&tmp_path, Some(uid), Some(gid))
+    if let Err(source) = std::os::unix::fs::chown(&tmp_path, Some(uid), Some(gid))
         && fs::metadata(&tmp_path).map(|m| m.uid() != uid).unwrap_or(true)
     {
-        return Err(format!("cannot set owner {uid}:{gid} on {}: {e}", tmp_path.display()));
+        return Err(Error::Owner { uid, gid, path: tmp_path, source });
     }
-    tmp.as_file().sync_all().map_err(|e| format!("cannot write {}: {e}", tmp_path.display()))?;
+    tmp.as_file().sync_all().map_err(write_error(&tmp_path))?;
     let want = sha256(from)?;
     let got = sha256(&tmp_path)?;
     if want != got {
-        return Err(format!("checksum mismatch after copying {} (sha256 {want} vs {got})", from.display()));
+        return Err(Error::Checksum { from: from.to_path_buf(), want, got });
     }
     let kept = if old.is_some() { Some(keep(to)?) } else { None };
-    tmp.persist(to).map_err(|e| format!("cannot move the copy into place: {}", e.error))?;
+    tmp.persist(to).map_err(|e| Error::Persist(e.error))?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -89,10 +132,10 @@ pub fn copy_verified(
 /// as a second name for the same file: `to` stays in place until the copy
 /// is renamed over it, and a copy running at the same time never finds it
 /// missing or loses another's backup.
-fn keep(to: &Path) -> Result<PathBuf, String> {
+fn keep(to: &Path) -> Result<PathBuf, Error> {
     let mut base = to.as_os_str().to_owned();
     base.push(format!(".before-{}", stamp()));
-    let cannot = |e: std::io::Error| format!("cannot keep the old {}: {e}", to.display());
+    let cannot = |source| Error::Keep { path: to.to_path_buf(), source };
     for n in 1..1000 {
         let mut name = base.clone();
         if n > 1 {
@@ -109,12 +152,12 @@ fn keep(to: &Path) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(format!("cannot keep the old {}: 999 names for it are taken", to.display()))
+    Err(Error::KeepNames(to.to_path_buf()))
 }
 
-pub async fn copy(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<Outputs, String> {
-    let from = ctx.allow.readable(from).map_err(|e| e.to_string())?;
-    let to = ctx.allow.writable(to).map_err(|e| e.to_string())?;
+pub async fn copy(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<Outputs, Error> {
+    let from = ctx.allow.readable(from)?;
+    let to = ctx.allow.writable(to)?;
     let (sha, bytes, kept) = copy_verified(&from, &to, None)?;
     ctx.out.line(&format!("copied {} to {} ({bytes} bytes, sha256 {sha})", from.display(), to.display()));
     let mut o = Outputs::new();
@@ -143,9 +186,10 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// The newest regular file in `dir` whose name matches `pattern`, and its age.
-pub fn newest_in(dir: &Path, pattern: &str) -> Result<Option<(PathBuf, u64)>, String> {
+pub fn newest_in(dir: &Path, pattern: &str) -> Result<Option<(PathBuf, u64)>, Error> {
     let mut best: Option<(PathBuf, SystemTime)> = None;
-    for e in fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?.flatten() {
+    let entries = fs::read_dir(dir).map_err(|source| Error::List { path: dir.to_path_buf(), source })?;
+    for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(meta) = e.metadata() else { continue };
         if !meta.is_file() || !glob(pattern, &name) {
@@ -159,10 +203,10 @@ pub fn newest_in(dir: &Path, pattern: &str) -> Result<Option<(PathBuf, u64)>, St
     Ok(best.map(|(p, t)| (p, SystemTime::now().duration_since(t).map_or(0, |d| d.as_secs()))))
 }
 
-pub async fn newest(ctx: &Ctx<'_>, dir: &str, pattern: &str) -> Result<Outputs, String> {
-    let dir = ctx.allow.readable(dir).map_err(|e| e.to_string())?;
+pub async fn newest(ctx: &Ctx<'_>, dir: &str, pattern: &str) -> Result<Outputs, Error> {
+    let dir = ctx.allow.readable(dir)?;
     let (path, age) =
-        newest_in(&dir, pattern)?.ok_or_else(|| format!("no file matching {pattern} in {}", dir.display()))?;
+        newest_in(&dir, pattern)?.ok_or_else(|| Error::NoMatch { pattern: pattern.to_string(), dir: dir.clone() })?;
     ctx.out.line(&format!("newest {pattern} in {}: {} ({age}s old)", dir.display(), path.display()));
     let mut o = Outputs::new();
     o.insert("path".into(), Value::String(path.display().to_string()));

@@ -5,61 +5,42 @@
 //!
 //! Processes are run from fixed argv built here — never a shell string.
 
+pub mod args;
 pub mod files;
 pub mod output;
 pub mod process;
 pub mod redis;
 pub mod service;
 
-use crate::policy::Allowlist;
+use crate::policy::{Allowlist, Refused};
+pub use args::{arg_bool, arg_opt_str, arg_str, arg_u64};
 pub use output::Output;
 use serde_json::{Map, Value};
 
 /// What an action returns: its outputs (a JSON object).
 pub type Outputs = Map<String, Value>;
 
+/// Why an action failed. Its text is the outcome the coordinator sees.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Argument(#[from] args::Error),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("action {0} is not performed by agents")]
+    NotOnAgents(String),
+    #[error(transparent)]
+    Service(#[from] service::Error),
+    #[error(transparent)]
+    Redis(#[from] redis::Error),
+    #[error(transparent)]
+    File(#[from] files::Error),
+}
+
 /// Everything an action may use.
 pub struct Ctx<'a> {
     pub allow: &'a Allowlist,
     pub out: &'a Output,
-}
-
-/// A string argument.
-pub fn arg_str<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
-    match args.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(format!("argument {name} must be a string, got {other}")),
-        None => Err(format!("missing argument {name}")),
-    }
-}
-
-/// An optional string argument.
-pub fn arg_opt_str<'a>(args: &'a Value, name: &str) -> Option<&'a str> {
-    args.get(name).and_then(Value::as_str)
-}
-
-/// An optional unsigned argument (numbers or numeric strings).
-pub fn arg_u64(args: &Value, name: &str) -> Result<Option<u64>, String> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            n.as_u64().map(Some).ok_or_else(|| format!("argument {name} must be a positive integer"))
-        }
-        Some(Value::String(s)) => {
-            s.trim().parse().map(Some).map_err(|_| format!("argument {name}: \"{s}\" is not a number"))
-        }
-        Some(other) => Err(format!("argument {name} must be a number, got {other}")),
-    }
-}
-
-/// An optional boolean argument.
-pub fn arg_bool(args: &Value, name: &str) -> Result<Option<bool>, String> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
-        Some(other) => Err(format!("argument {name} must be true or false, got {other}")),
-    }
 }
 
 /// The implementations, by kind. [`handler`] is the agent's side of the
@@ -93,34 +74,32 @@ fn handler(action: &str) -> Option<Handler> {
 
 /// Performs `action`. The allowlist is checked first, then by each action
 /// for its resources.
-pub async fn perform(action: &str, args: &Value, ctx: &Ctx<'_>) -> Result<Outputs, String> {
-    ctx.allow.check_action(action).map_err(|e| e.to_string())?;
-    let Some(h) = handler(action) else { return Err(format!("action {action} is not performed by agents")) };
-    match h {
+pub async fn perform(action: &str, args: &Value, ctx: &Ctx<'_>) -> Result<Outputs, Error> {
+    ctx.allow.check_action(action)?;
+    let Some(h) = handler(action) else { return Err(Error::NotOnAgents(action.to_string())) };
+    Ok(match h {
         Handler::Service => {
-            let name = arg_str(args, "service")?;
-            let svc = ctx.allow.service(name).map_err(|e| e.to_string())?;
+            let svc = ctx.allow.service(arg_str(args, "service")?)?;
             let verb = action.trim_start_matches("service.");
-            service::control(ctx, svc, verb).await
+            service::control(ctx, svc, verb).await?
         }
         Handler::Compose => {
-            let svc =
-                ctx.allow.compose(arg_str(args, "project")?, arg_str(args, "service")?).map_err(|e| e.to_string())?;
+            let svc = ctx.allow.compose(arg_str(args, "project")?, arg_str(args, "service")?)?;
             let verb = action.trim_start_matches("compose.");
             if verb == "logs" {
                 let tail = arg_u64(args, "tail")?.unwrap_or(100);
-                service::compose_logs(ctx, svc, tail).await
+                service::compose_logs(ctx, svc, tail).await?
             } else {
-                service::control(ctx, svc, verb).await
+                service::control(ctx, svc, verb).await?
             }
         }
         Handler::Redis => {
-            let inst = ctx.allow.redis(arg_str(args, "instance")?).map_err(|e| e.to_string())?;
-            redis::perform(action, inst, args, ctx).await
+            let inst = ctx.allow.redis(arg_str(args, "instance")?)?;
+            redis::perform(action, inst, args, ctx).await?
         }
-        Handler::FileCopy => files::copy(ctx, arg_str(args, "from")?, arg_str(args, "to")?).await,
-        Handler::FileNewest => files::newest(ctx, arg_str(args, "dir")?, arg_str(args, "pattern")?).await,
-    }
+        Handler::FileCopy => files::copy(ctx, arg_str(args, "from")?, arg_str(args, "to")?).await?,
+        Handler::FileNewest => files::newest(ctx, arg_str(args, "dir")?, arg_str(args, "pattern")?).await?,
+    })
 }
 
 #[cfg(test)]

@@ -2,10 +2,24 @@
 //! optional stdin and a timeout. A non-zero exit is an outcome, not an error.
 
 use super::Output;
+use std::io;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
+
+/// Why a program gave no exit status. A non-zero exit is not one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("empty command")]
+    Empty,
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("waiting for {program}: {source}")]
+    Wait { program: String, source: io::Error },
+    #[error("{program} did not finish within {timeout:?}")]
+    Timeout { program: String, timeout: Duration },
+}
 
 pub struct Finished {
     pub code: Option<i32>,
@@ -41,8 +55,9 @@ async fn collect<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>, out: &Output)
 }
 
 /// Runs `argv`, feeding `stdin`, streaming both outputs to `out`.
-pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Duration) -> Result<Finished, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
+pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Duration) -> Result<Finished, Error> {
+    let (prog, args) = argv.split_first().ok_or(Error::Empty)?;
+    let program = || prog.to_string();
     let mut child = Command::new(prog)
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -50,7 +65,7 @@ pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Dura
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        .map_err(|source| Error::Spawn { program: program(), source })?;
     if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
         let _ = w.write_all(input.as_bytes()).await;
         drop(w);
@@ -59,8 +74,8 @@ pub async fn run(argv: &[&str], stdin: Option<&str>, out: &Output, timeout: Dura
     let stderr = child.stderr.take();
     let work = async {
         let (o, e) = tokio::join!(collect(stdout, out), collect(stderr, out));
-        let status = child.wait().await.map_err(|e| format!("waiting for {prog}: {e}"))?;
-        Ok::<_, String>(Finished { code: status.code(), stdout: o, stderr: e })
+        let status = child.wait().await.map_err(|source| Error::Wait { program: program(), source })?;
+        Ok::<_, Error>(Finished { code: status.code(), stdout: o, stderr: e })
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| format!("{prog} did not finish within {timeout:?}"))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| Error::Timeout { program: program(), timeout })?
 }

@@ -5,10 +5,11 @@
 use super::TOOL_TIMEOUT;
 use super::backup::{blocking, copy_dir_synced, copy_file_synced, new_backup_dir, sync_dir};
 use super::conn::{Conn, connect};
+use super::error::{self, io};
 use super::read::dbsize_of;
-use crate::actions::process::run;
+use crate::actions::process::{Finished, run};
 use crate::actions::{Ctx, Outputs, service};
-use crate::policy::Redis;
+use crate::policy::{Redis, Service};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,83 @@ use std::path::{Path, PathBuf};
 /// The old-style single AOF file (no directory, no manifest).
 pub(super) const OLD_STYLE_AOF: &str = "appendonly.aof";
 
+/// Why `check_aof` stopped, and what it left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("several manifests in {}: {}; which one is live?", dir.display(), names.join(", "))]
+    SeveralManifests { dir: PathBuf, names: Vec<String> },
+    /// `state` says what was done so far ("nothing was changed"…).
+    #[error(
+        "the AOF directory {} has no manifest: Redis would start EMPTY from it without an error; {state}. Do not \
+         start Redis on it: restore an RDB backup with the redis-rdb runbook (redis.restore_rdb on {instance}) or \
+         rebuild the manifest by hand",
+        dir.display()
+    )]
+    NoManifest { dir: PathBuf, instance: String, state: String },
+    #[error(
+        "no AOF found for {instance}: neither {} nor {} exists; {state}. If the AOF and the RDB are lost, restore an \
+         RDB backup with the redis-rdb runbook",
+        dir.display(),
+        single.display()
+    )]
+    NoAof { instance: String, dir: PathBuf, single: PathBuf, state: String },
+    #[error(
+        "the backup directory {} does not exist: the AOF must be copied there before it is repaired",
+        .0.display()
+    )]
+    NoBackupDir(PathBuf),
+    #[error("copying the AOF aside failed, so it was not repaired: {source}; {then}")]
+    CopyFailed { source: Box<error::Error>, then: AfterFailedCopy },
+    #[error(
+        "the base RDB of the AOF is damaged and redis-check-aof cannot repair it (exit {code:?}: {tail}). The base is \
+         unrecoverable: {service} was NOT started. Run the redis-rdb runbook to restore an RDB backup \
+         (redis.restore_rdb); the damaged AOF is kept at {}",
+        kept.display()
+    )]
+    BaseDamaged { code: Option<i32>, tail: String, service: String, kept: PathBuf },
+    #[error(
+        "redis-check-aof --fix {checked} did not repair the AOF (exit {code:?}: {tail}); {service} was NOT started. \
+         Look at the output above; if it cannot be repaired, run the redis-rdb runbook to restore an RDB backup; the \
+         AOF as it was is kept at {}",
+        kept.display()
+    )]
+    NotRepaired { checked: String, code: Option<i32>, tail: String, service: String, kept: PathBuf },
+    #[error(
+        "the AOF was repaired ({discarded} bytes discarded) but {service} did not come up: {source}; the AOF as it \
+         was is kept at {}; see the Redis log",
+        kept.display()
+    )]
+    NotUp { discarded: u64, service: String, source: service::Error, kept: PathBuf },
+}
+
+/// What became of the service after the AOF could not be copied aside.
+#[derive(Debug)]
+pub enum AfterFailedCopy {
+    /// It was serving before, and was started again unchanged.
+    StartedAgain(String),
+    StartFailed {
+        service: String,
+        error: service::Error,
+    },
+    /// It was not serving before, and stays stopped.
+    Stopped(String),
+}
+
+impl std::fmt::Display for AfterFailedCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StartedAgain(s) => write!(f, "{s} was started again unchanged"),
+            Self::StartFailed { service, error } => write!(f, "starting {service} again failed too: {error}"),
+            Self::Stopped(s) => write!(f, "{s} is stopped"),
+        }
+    }
+}
+
 /// The manifest in an AOF directory: the only `*.manifest`, or
 /// `appendonly.aof.manifest` among several.
-pub(super) fn find_manifest(aof_dir: &Path) -> Result<Option<PathBuf>, String> {
+pub(super) fn find_manifest(aof_dir: &Path) -> Result<Option<PathBuf>, error::Error> {
     let mut found: Vec<PathBuf> = fs::read_dir(aof_dir)
-        .map_err(|e| format!("cannot list {}: {e}", aof_dir.display()))?
+        .map_err(io("list", aof_dir))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "manifest"))
@@ -33,24 +106,10 @@ pub(super) fn find_manifest(aof_dir: &Path) -> Result<Option<PathBuf>, String> {
             Some(p) => Some(p.clone()),
             None => {
                 let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
-                return Err(format!(
-                    "several manifests in {}: {}; which one is live?",
-                    aof_dir.display(),
-                    names.join(", ")
-                ));
+                return Err(Error::SeveralManifests { dir: aof_dir.to_path_buf(), names }.into());
             }
         },
     })
-}
-
-fn manifest_missing(inst: &Redis, aof_dir: &Path, state: &str) -> String {
-    format!(
-        "the AOF directory {} has no manifest: Redis would start EMPTY from it without an error; {state}. \
-         Do not start Redis on it: restore an RDB backup with the redis-rdb runbook (redis.restore_rdb on {}) \
-         or rebuild the manifest by hand",
-        aof_dir.display(),
-        inst.name
-    )
 }
 
 /// What `redis-check-aof --fix` is given.
@@ -61,25 +120,37 @@ enum AofTarget {
     Single(PathBuf),
 }
 
-fn aof_target(inst: &Redis, state: &str) -> Result<AofTarget, String> {
+impl AofTarget {
+    /// What is copied aside: the AOF directory, or the single file.
+    fn copied(&self) -> &Path {
+        match self {
+            AofTarget::Manifest { dir, .. } => dir,
+            AofTarget::Single(f) => f,
+        }
+    }
+
+    /// What `redis-check-aof` is given: the manifest, or the single file.
+    fn checked(&self) -> &Path {
+        match self {
+            AofTarget::Manifest { manifest, .. } => manifest,
+            AofTarget::Single(f) => f,
+        }
+    }
+}
+
+fn aof_target(inst: &Redis, state: &str) -> Result<AofTarget, error::Error> {
     let dir = inst.aof_path();
     if dir.is_dir() {
         return match find_manifest(&dir)? {
             Some(manifest) => Ok(AofTarget::Manifest { dir, manifest }),
-            None => Err(manifest_missing(inst, &dir, state)),
+            None => Err(Error::NoManifest { dir, instance: inst.name.clone(), state: state.to_string() }.into()),
         };
     }
     let single = inst.data_dir.join(OLD_STYLE_AOF);
     if single.is_file() {
         return Ok(AofTarget::Single(single));
     }
-    Err(format!(
-        "no AOF found for {}: neither {} nor {} exists; {state}. If the AOF and the RDB are lost, restore an RDB \
-         backup with the redis-rdb runbook",
-        inst.name,
-        dir.display(),
-        single.display()
-    ))
+    Err(Error::NoAof { instance: inst.name.clone(), dir, single, state: state.to_string() }.into())
 }
 
 /// The total of `diff=N` over the `AOF analyzed:` lines.
@@ -96,13 +167,10 @@ async fn keys_if_up(inst: &Redis) -> Option<u64> {
     dbsize_of(&mut c).await.ok()
 }
 
-pub(super) async fn check(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
-    let svc = ctx.allow.service(&inst.service).map_err(|e| e.to_string())?;
+pub(super) async fn check(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, error::Error> {
+    let svc = ctx.allow.service(&inst.service)?;
     if !inst.backup_dir.is_dir() {
-        return Err(format!(
-            "the backup directory {} does not exist: the AOF must be copied there before it is repaired",
-            inst.backup_dir.display()
-        ));
+        return Err(Error::NoBackupDir(inst.backup_dir.clone()).into());
     }
     // Refused before anything is stopped.
     aof_target(inst, "nothing was changed")?;
@@ -116,93 +184,19 @@ pub(super) async fn check(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String
     let target = aof_target(inst, &format!("{} is stopped and was not started again", svc.name))?;
 
     // The copy comes first: --fix discards what follows the damage.
-    let copied = {
-        let (backup_dir, name) = (inst.backup_dir.clone(), inst.name.clone());
-        let from = match &target {
-            AofTarget::Manifest { dir, .. } => dir.clone(),
-            AofTarget::Single(f) => f.clone(),
-        };
-        blocking(move || {
-            let dest = new_backup_dir(&backup_dir, &format!("aof-{name}"))?;
-            let r = if from.is_dir() {
-                fs::remove_dir(&dest).map_err(|e| e.to_string())?;
-                copy_dir_synced(&from, &dest)
-            } else {
-                copy_file_synced(&from, &dest.join(from.file_name().unwrap_or_default())).map(|b| (1, b))
-            };
-            sync_dir(&backup_dir);
-            r.map(|(n, b)| (dest, n, b))
-        })
-        .await
-    };
-    let (backup, n, bytes) = match copied {
+    let (backup, n, bytes) = match copy_aside(inst, target.copied()).await {
         Ok(c) => c,
-        Err(e) => {
-            let mut msg = format!("copying the AOF aside failed, so it was not repaired: {e}");
-            if keys_before.is_some() {
-                // It was serving before; nothing was changed, so it may serve again.
-                match service::start(ctx, svc).await {
-                    Ok(()) => msg.push_str(&format!("; {} was started again unchanged", svc.name)),
-                    Err(se) => msg.push_str(&format!("; starting {} again failed too: {se}", svc.name)),
-                }
-            } else {
-                msg.push_str(&format!("; {} is stopped", svc.name));
-            }
-            return Err(msg);
-        }
+        Err(e) => return Err(after_failed_copy(ctx, svc, e, keys_before.is_some()).await.into()),
     };
     ctx.out.line(&format!("copied the AOF ({n} files, {bytes} bytes) to {}", backup.display()));
 
-    let checked = match &target {
-        AofTarget::Manifest { manifest, .. } => manifest.clone(),
-        AofTarget::Single(f) => f.clone(),
-    };
-    let checked_s = checked.to_string_lossy().into_owned();
-    let done = run(&["redis-check-aof", "--fix", &checked_s], Some("y\n"), ctx.out, TOOL_TIMEOUT).await?;
-    let report = format!("{}\n{}", done.stdout, done.stderr);
-    let discarded = bytes_discarded(&report);
-    if !done.ok() {
-        let base_bad = report.contains("RDB preamble of AOF file is not sane")
-            || report.contains("RDB ERROR DETECTED")
-            || report.contains("Internal error in RDB");
-        return Err(if base_bad {
-            format!(
-                "the base RDB of the AOF is damaged and redis-check-aof cannot repair it (exit {:?}: {}). \
-                 The base is unrecoverable: {} was NOT started. Run the redis-rdb runbook to restore an RDB backup \
-                 (redis.restore_rdb); the damaged AOF is kept at {}",
-                done.code,
-                done.tail(),
-                svc.name,
-                backup.display()
-            )
-        } else {
-            format!(
-                "redis-check-aof --fix {checked_s} did not repair the AOF (exit {:?}: {}); {} was NOT started. \
-                 Look at the output above; if it cannot be repaired, run the redis-rdb runbook to restore an RDB \
-                 backup; the AOF as it was is kept at {}",
-                done.code,
-                done.tail(),
-                svc.name,
-                backup.display()
-            )
-        });
-    }
-    if discarded > 0 {
-        ctx.out.line(&format!(
-            "redis-check-aof discarded {discarded} bytes (everything after the damage); the AOF as it was is kept at {}",
-            backup.display()
-        ));
-    } else {
-        ctx.out.line("the AOF was valid: nothing discarded");
-    }
-
-    service::start(ctx, svc).await.map_err(|e| {
-        format!(
-            "the AOF was repaired ({discarded} bytes discarded) but {} did not come up: {e}; the AOF as it was is \
-             kept at {}; see the Redis log",
-            svc.name,
-            backup.display()
-        )
+    let checked = target.checked().to_string_lossy().into_owned();
+    let discarded = repair(ctx, svc, &checked, &backup).await?;
+    service::start(ctx, svc).await.map_err(|source| Error::NotUp {
+        discarded,
+        service: svc.name.clone(),
+        source,
+        kept: backup.clone(),
     })?;
     let keys_after = dbsize_of(&mut connect(inst).await?).await?;
     ctx.out.line(&format!(
@@ -215,9 +209,74 @@ pub(super) async fn check(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String
     o.insert("keys_before".into(), keys_before.map_or(Value::Null, Value::from));
     o.insert("keys_after".into(), Value::from(keys_after));
     o.insert("backup_path".into(), Value::String(backup.display().to_string()));
-    o.insert("checked".into(), Value::String(checked_s));
+    o.insert("checked".into(), Value::String(checked));
     o.insert("aof_bytes".into(), Value::from(bytes));
     Ok(o)
+}
+
+/// Copies the AOF (directory or single file) into a new directory in the
+/// backup dir: that directory, files and bytes copied.
+async fn copy_aside(inst: &Redis, from: &Path) -> Result<(PathBuf, usize, u64), error::Error> {
+    let (backup_dir, name, from) = (inst.backup_dir.clone(), inst.name.clone(), from.to_path_buf());
+    blocking(move || {
+        let dest = new_backup_dir(&backup_dir, &format!("aof-{name}"))?;
+        let r = if from.is_dir() {
+            fs::remove_dir(&dest).map_err(error::Error::Os)?;
+            copy_dir_synced(&from, &dest)
+        } else {
+            copy_file_synced(&from, &dest.join(from.file_name().unwrap_or_default())).map(|b| (1, b))
+        };
+        sync_dir(&backup_dir);
+        r.map(|(n, b)| (dest, n, b))
+    })
+    .await
+}
+
+/// The AOF could not be copied aside, so nothing was changed: a service
+/// that was serving before is started again.
+async fn after_failed_copy(ctx: &Ctx<'_>, svc: &Service, e: error::Error, was_up: bool) -> Error {
+    let then = if was_up {
+        match service::start(ctx, svc).await {
+            Ok(()) => AfterFailedCopy::StartedAgain(svc.name.clone()),
+            Err(error) => AfterFailedCopy::StartFailed { service: svc.name.clone(), error },
+        }
+    } else {
+        AfterFailedCopy::Stopped(svc.name.clone())
+    };
+    Error::CopyFailed { source: Box::new(e), then }
+}
+
+/// Runs `redis-check-aof --fix` on `checked` (answering its question);
+/// the bytes it discarded.
+async fn repair(ctx: &Ctx<'_>, svc: &Service, checked: &str, kept: &Path) -> Result<u64, error::Error> {
+    let done = run(&["redis-check-aof", "--fix", checked], Some("y\n"), ctx.out, TOOL_TIMEOUT).await?;
+    let report = format!("{}\n{}", done.stdout, done.stderr);
+    let discarded = bytes_discarded(&report);
+    if !done.ok() {
+        return Err(not_repaired(&done, &report, svc, checked, kept).into());
+    }
+    if discarded > 0 {
+        ctx.out.line(&format!(
+            "redis-check-aof discarded {discarded} bytes (everything after the damage); the AOF as it was is kept at {}",
+            kept.display()
+        ));
+    } else {
+        ctx.out.line("the AOF was valid: nothing discarded");
+    }
+    Ok(discarded)
+}
+
+/// Why `redis-check-aof` failed: a damaged base RDB, or something else.
+fn not_repaired(done: &Finished, report: &str, svc: &Service, checked: &str, kept: &Path) -> Error {
+    let base_bad = report.contains("RDB preamble of AOF file is not sane")
+        || report.contains("RDB ERROR DETECTED")
+        || report.contains("Internal error in RDB");
+    let (code, tail, service, kept) = (done.code, done.tail(), svc.name.clone(), kept.to_path_buf());
+    if base_bad {
+        Error::BaseDamaged { code, tail, service, kept }
+    } else {
+        Error::NotRepaired { checked: checked.to_string(), code, tail, service, kept }
+    }
 }
 
 #[cfg(test)]

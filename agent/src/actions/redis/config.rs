@@ -4,6 +4,7 @@
 
 use super::backup::sync_dir;
 use super::conn::{Conn, connect, reply_text, said};
+use super::error::{Error, io};
 use crate::actions::{Ctx, Outputs};
 use crate::policy::{Redis, Refused};
 use ::redis::Value as Reply;
@@ -13,10 +14,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-pub(super) async fn get(c: &mut Conn, parameter: &str) -> Result<Option<String>, String> {
+pub(super) async fn get(c: &mut Conn, parameter: &str) -> Result<Option<String>, Error> {
     match c.ok(&["CONFIG", "GET", parameter]).await? {
         Reply::Array(items) => Ok(items.get(1).and_then(reply_text)),
-        other => Err(format!("redis CONFIG GET {parameter} answered {other:?}")),
+        other => Err(Error::unexpected(format!("CONFIG GET {parameter}"), format!("{other:?}"))),
     }
 }
 
@@ -26,31 +27,26 @@ pub(super) async fn set(
     value: &str,
     persist: bool,
     ctx: &Ctx<'_>,
-) -> Result<Outputs, String> {
+) -> Result<Outputs, Error> {
     if !inst.config_set.iter().any(|p| p.eq_ignore_ascii_case(parameter)) {
         let allowed = if inst.config_set.is_empty() { "none".to_string() } else { inst.config_set.join(", ") };
         return Err(Refused(format!(
             "parameter \"{parameter}\" may not be changed on redis instance {} (allowed: {allowed})",
             inst.name
         ))
-        .to_string());
+        .into());
     }
     let mut c = connect(inst).await?;
-    let previous =
-        get(&mut c, parameter).await?.ok_or_else(|| format!("redis does not know the parameter \"{parameter}\""))?;
+    let previous = get(&mut c, parameter).await?.ok_or_else(|| Error::UnknownParameter(parameter.to_string()))?;
     if let Reply::ServerError(e) = c.call(&["CONFIG", "SET", parameter, value]).await? {
-        let e = said(&e);
-        return Err(format!("redis refused CONFIG SET {parameter} {value}: {e}; {parameter} is still {previous}"));
+        let (parameter, value, said) = (parameter.to_string(), value.to_string(), said(&e));
+        return Err(Error::ConfigSet { parameter, value, said, previous });
     }
     let now = get(&mut c, parameter).await?.unwrap_or_else(|| value.to_string());
     ctx.out.line(&format!("{}: {parameter} {previous} -> {now}", inst.name));
     if persist {
         if let Reply::ServerError(e) = c.call(&["CONFIG", "REWRITE"]).await? {
-            let e = said(&e);
-            return Err(format!(
-                "{parameter} is now {now} (was {previous}) but CONFIG REWRITE failed: {e}; the change is lost at \
-                 the next restart unless it is written to the config file"
-            ));
+            return Err(Error::ConfigRewrite { parameter: parameter.to_string(), now, previous, said: said(&e) });
         }
         ctx.out.line("written to the config file (CONFIG REWRITE)");
     } else {
@@ -64,18 +60,18 @@ pub(super) async fn set(
 }
 
 /// Writes `text` to `path` through a temporary file, keeping mode and owner.
-pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let dir = path.parent().ok_or("the config file has no directory")?;
+pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
+    let meta = fs::metadata(path).map_err(io("read", path))?;
+    let dir = path.parent().ok_or(Error::ConfigNoDirectory)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.ripcord-tmp"));
     let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        f.sync_all().map_err(|e| e.to_string())?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(|e| e.to_string())?;
+        let mut f = fs::File::create(&tmp).map_err(io("write", &tmp))?;
+        f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(Error::Os)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::Os)?;
         let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
-        fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+        fs::rename(&tmp, path).map_err(io("replace", path))?;
         sync_dir(dir);
         Ok(())
     })();
@@ -84,8 +80,6 @@ pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     }
     result
 }
-
-// ---------------------------------------------------------------- redis.conf
 
 /// The value of the last active `name` directive in a redis.conf text.
 pub(super) fn directive(text: &str, name: &str) -> Option<String> {

@@ -2,13 +2,16 @@
 //! AUTH from its password file, and sending commands with timeouts. No
 //! message ever holds the password.
 
+use super::error::{Error, shown};
 use crate::policy::Redis;
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, ProtocolVersion,
-    RedisConnectionInfo, ServerError, Value as Reply,
+    RedisConnectionInfo, RedisError, ServerError, Value as Reply,
 };
 use std::fs;
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long connecting (with AUTH) may take.
@@ -20,21 +23,31 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Conn(MultiplexedConnection);
 
 /// Why there is no connection. Never holds the password.
-pub(crate) enum Unreachable {
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
     /// The instance refused the password from the password file.
-    Password(String),
-    Other(String),
+    #[error("redis instance {instance} refused the password in {}", shown(.file))]
+    Password { instance: String, file: Option<PathBuf> },
+    #[error("cannot read password file {}: {source}", path.display())]
+    PasswordFile { path: PathBuf, source: io::Error },
+    #[error("redis address \"{0}\" is not host:port")]
+    NotHostPort(String),
+    #[error("redis address \"{address}\": {source}")]
+    Address { address: String, source: RedisError },
+    #[error("connecting to redis at {0} timed out")]
+    Timeout(String),
+    #[error("cannot connect to redis at {address}: {source}")]
+    Connect { address: String, source: RedisError },
 }
 
 impl Conn {
     /// Connects to an allowed instance and, if it has a password file,
     /// authenticates with the password in it.
     pub(crate) async fn open(inst: &Redis) -> Result<Self, Unreachable> {
-        let other = |m: String| Unreachable::Other(m);
         let password = match &inst.password_file {
             Some(p) => Some(
                 fs::read_to_string(p)
-                    .map_err(|e| other(format!("cannot read password file {}: {e}", p.display())))?
+                    .map_err(|source| Unreachable::PasswordFile { path: p.clone(), source })?
                     .trim()
                     .to_string(),
             ),
@@ -44,35 +57,34 @@ impl Conn {
             .address
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| other(format!("redis address \"{}\" is not host:port", inst.address)))?;
+            .ok_or_else(|| Unreachable::NotHostPort(inst.address.clone()))?;
         let mut settings = RedisConnectionInfo::default().set_protocol(ProtocolVersion::RESP2);
         if let Some(p) = &password {
             settings = settings.set_password(p);
         }
+        let address = |source| Unreachable::Address { address: inst.address.clone(), source };
         let info = ConnectionAddr::Tcp(host.to_string(), port)
             .into_connection_info()
-            .map_err(|e| other(format!("redis address \"{}\": {e}", inst.address)))?
+            .map_err(address)?
             .set_redis_settings(settings);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(ANSWER_TIMEOUT));
-        let client = Client::open(info).map_err(|e| other(format!("redis address \"{}\": {e}", inst.address)))?;
+        let client = Client::open(info).map_err(address)?;
         // The crate's errors name neither the password nor the AUTH command's arguments.
         match client.get_multiplexed_async_connection_with_config(&config).await {
             Ok(c) => Ok(Conn(c)),
-            Err(e) if e.kind() == ErrorKind::AuthenticationFailed => Err(Unreachable::Password(format!(
-                "redis instance {} refused the password in {}",
-                inst.name,
-                inst.password_file.as_deref().map_or("(none)".into(), |p| p.display().to_string())
-            ))),
-            Err(e) if e.is_timeout() => Err(other(format!("connecting to redis at {} timed out", inst.address))),
-            Err(e) => Err(other(format!("cannot connect to redis at {}: {e}", inst.address))),
+            Err(e) if e.kind() == ErrorKind::AuthenticationFailed => {
+                Err(Unreachable::Password { instance: inst.name.clone(), file: inst.password_file.clone() })
+            }
+            Err(e) if e.is_timeout() => Err(Unreachable::Timeout(inst.address.clone())),
+            Err(source) => Err(Unreachable::Connect { address: inst.address.clone(), source }),
         }
     }
 
     /// Sends one command and reads its reply. A Redis error reply is
     /// returned as `Reply::ServerError`, not as `Err`.
-    pub(crate) async fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
+    pub(crate) async fn call(&mut self, args: &[&str]) -> Result<Reply, Error> {
         let mut cmd = Cmd::new();
         for a in args {
             cmd.arg(*a);
@@ -81,16 +93,19 @@ impl Conn {
     }
 
     /// `call` for a command already built; `name` is for messages.
-    pub(super) async fn send(&mut self, name: &str, cmd: &Cmd) -> Result<Reply, String> {
-        self.0.req_packed_command(cmd).await.map_err(|e| {
-            if e.is_timeout() { format!("redis did not answer {name} in time") } else { format!("redis {name}: {e}") }
+    pub(super) async fn send(&mut self, name: &str, cmd: &Cmd) -> Result<Reply, Error> {
+        self.0.req_packed_command(cmd).await.map_err(|source| {
+            let command = name.to_string();
+            if source.is_timeout() { Error::Timeout { command } } else { Error::Command { command, source } }
         })
     }
 
     /// `call`, with an error reply turned into `Err`.
-    pub(super) async fn ok(&mut self, args: &[&str]) -> Result<Reply, String> {
+    pub(super) async fn ok(&mut self, args: &[&str]) -> Result<Reply, Error> {
         match self.call(args).await? {
-            Reply::ServerError(e) => Err(format!("redis {}: {}", args.first().copied().unwrap_or_default(), said(&e))),
+            Reply::ServerError(e) => {
+                Err(Error::ErrorReply { command: args.first().copied().unwrap_or_default().into(), said: said(&e) })
+            }
             r => Ok(r),
         }
     }
@@ -110,13 +125,10 @@ pub(super) fn reply_text(r: &Reply) -> Option<String> {
 }
 
 /// Connects to an allowed instance; a connection that fails is explained.
-pub(super) async fn connect(inst: &Redis) -> Result<Conn, String> {
-    Conn::open(inst).await.map_err(|e| match e {
-        Unreachable::Password(m) => format!("{m}; check its password_file"),
-        Unreachable::Other(m) => format!(
-            "redis instance {} does not answer: {m}; check that its service ({}) is running",
-            inst.name, inst.service
-        ),
+pub(super) async fn connect(inst: &Redis) -> Result<Conn, Error> {
+    Conn::open(inst).await.map_err(|reason| match reason {
+        Unreachable::Password { instance, file } => Error::Password { instance, file },
+        reason => Error::Unreachable { instance: inst.name.clone(), service: inst.service.clone(), reason },
     })
 }
 

@@ -1,7 +1,8 @@
 //! `redis.delete_pattern`: SCAN (never KEYS) for the keys matching a
 //! pattern, refuse above the step's and the agent's limits, UNLINK in batches.
 
-use super::conn::{connect, reply_text, said};
+use super::conn::{Conn, connect, reply_text, said};
+use super::error::{Error, Limit};
 use crate::actions::{Ctx, Outputs};
 use crate::policy::Redis;
 use ::redis::Value as Reply;
@@ -25,43 +26,16 @@ pub(super) async fn delete_pattern(
     dry_run: bool,
     count: u64,
     ctx: &Ctx<'_>,
-) -> Result<Outputs, String> {
+) -> Result<Outputs, Error> {
     if pattern.is_empty() {
-        return Err("pattern is empty".into());
+        return Err(Error::EmptyPattern);
     }
     if count == 0 {
-        return Err("count must be at least 1".into());
+        return Err(Error::ZeroCount);
     }
     let limit = max_keys.min(inst.max_delete);
     let mut c = connect(inst).await?;
-    let count_arg = count.to_string();
-    // Every distinct match is counted (SCAN may return a key twice); the
-    // keys themselves are kept only while they are within the limit.
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut cursor = "0".to_string();
-    loop {
-        let reply = c.ok(&["SCAN", &cursor, "MATCH", pattern, "COUNT", &count_arg]).await?;
-        let Reply::Array(mut parts) = reply else {
-            return Err(format!("redis SCAN answered {reply:?}"));
-        };
-        let (Some(Reply::Array(batch)), Some(next)) = (parts.pop(), parts.pop().as_ref().and_then(reply_text)) else {
-            return Err("redis SCAN answered an unexpected reply".into());
-        };
-        for k in batch {
-            if let Reply::BulkString(k) = k
-                && seen.insert(key_hash(&k))
-                && (keys.len() as u64) < limit
-            {
-                keys.push(k);
-            }
-        }
-        cursor = next;
-        if cursor == "0" {
-            break;
-        }
-    }
-    let matched = seen.len() as u64;
+    let (matched, keys) = scan(&mut c, pattern, count, limit).await?;
     ctx.out.line(&format!("{}: {matched} keys match {pattern}", inst.name));
     let mut o = Outputs::new();
     o.insert("matched".into(), Value::from(matched));
@@ -77,17 +51,49 @@ pub(super) async fn delete_pattern(
         return Ok(o);
     }
     if matched > limit {
-        let why = if max_keys <= inst.max_delete {
-            format!("max_keys {max_keys}")
-        } else {
-            format!("this agent allows at most {} per step", inst.max_delete)
-        };
-        return Err(format!(
-            "{matched} keys match {pattern} on {}, more than the limit of {limit} ({why}); nothing was deleted: \
-             narrow the pattern or raise max_keys",
-            inst.name
-        ));
+        let why = if max_keys <= inst.max_delete { Limit::MaxKeys(max_keys) } else { Limit::Agent(inst.max_delete) };
+        let (pattern, instance) = (pattern.to_string(), inst.name.clone());
+        return Err(Error::TooMany { matched, pattern, instance, limit, why });
     }
+    let deleted = unlink(&mut c, &keys).await?;
+    ctx.out.line(&format!("{}: deleted {deleted} of {matched} keys matching {pattern}", inst.name));
+    o.insert("deleted".into(), Value::from(deleted));
+    o.insert("dry_run".into(), Value::Bool(false));
+    Ok(o)
+}
+
+/// SCANs for `pattern`: how many distinct keys match (SCAN may return a key
+/// twice), and the first `limit` of them (kept only while within the limit).
+async fn scan(c: &mut Conn, pattern: &str, count: u64, limit: u64) -> Result<(u64, Vec<Vec<u8>>), Error> {
+    let count_arg = count.to_string();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let reply = c.ok(&["SCAN", &cursor, "MATCH", pattern, "COUNT", &count_arg]).await?;
+        let Reply::Array(mut parts) = reply else {
+            return Err(Error::unexpected("SCAN", format!("{reply:?}")));
+        };
+        let (Some(Reply::Array(batch)), Some(next)) = (parts.pop(), parts.pop().as_ref().and_then(reply_text)) else {
+            return Err(Error::unexpected("SCAN", "an unexpected reply"));
+        };
+        for k in batch {
+            if let Reply::BulkString(k) = k
+                && seen.insert(key_hash(&k))
+                && (keys.len() as u64) < limit
+            {
+                keys.push(k);
+            }
+        }
+        cursor = next;
+        if cursor == "0" {
+            return Ok((seen.len() as u64, keys));
+        }
+    }
+}
+
+/// UNLINKs `keys` in batches; how many were deleted.
+async fn unlink(c: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, Error> {
     let mut deleted = 0u64;
     // Keys as Redis returned them: names need not be UTF-8.
     for batch in keys.chunks(UNLINK_BATCH) {
@@ -97,21 +103,15 @@ pub(super) async fn delete_pattern(
         }
         match c.send("UNLINK", &cmd).await? {
             Reply::Int(n) => deleted += u64::try_from(n).unwrap_or(0),
-            Reply::ServerError(e) => {
-                return Err(format!("redis UNLINK: {} after {deleted} keys were deleted", said(&e)));
-            }
-            other => return Err(format!("redis UNLINK answered {other:?} after {deleted} keys were deleted")),
+            Reply::ServerError(e) => return Err(Error::Unlink { said: said(&e), deleted }),
+            other => return Err(Error::UnlinkReply { reply: format!("{other:?}"), deleted }),
         }
     }
-    ctx.out.line(&format!("{}: deleted {deleted} of {matched} keys matching {pattern}", inst.name));
-    o.insert("deleted".into(), Value::from(deleted));
-    o.insert("dry_run".into(), Value::Bool(false));
-    Ok(o)
+    Ok(deleted)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::conn::Conn;
     use super::super::testkit::{TestRedis, err_of, names};
     use super::*;
     use serde_json::json;

@@ -18,34 +18,38 @@
 //!   then turns the AOF back on, waits for the rewrite and persists the
 //!   setting, so that the next restart loads the same keys.
 //!
-//! - [`conn`]: connecting (AUTH with the password file), commands with timeouts.
-//! - [`read`]: `ping`, `dbsize`, `info`.
-//! - [`config`]: `config_set` and persisting it; the redis.conf file.
-//! - [`keys`]: `delete_pattern`.
-//! - [`backup`]: the copies made before anything is repaired or replaced.
-//! - [`aof`]: `check_aof`.
-//! - [`rdb`]: `restore_rdb`.
+//! - `conn`: connecting (AUTH with the password file), commands with timeouts.
+//! - `read`: `ping`, `dbsize`, `info`.
+//! - `config`: `config_set` and persisting it; the redis.conf file.
+//! - `keys`: `delete_pattern`.
+//! - `error`: what can go wrong, one [`Error`] for the module (with
+//!   [`aof::Error`] and [`rdb::Error`] for the two destructive actions).
+//! - `backup`: the copies made before anything is repaired or replaced.
+//! - `aof`: `check_aof`.
+//! - `rdb`: `restore_rdb`.
 
-mod aof;
+pub mod aof;
 mod backup;
 mod config;
 mod conn;
+mod error;
 mod keys;
-mod rdb;
+pub mod rdb;
 mod read;
 #[cfg(test)]
 pub mod testkit;
 
-use super::{Ctx, Outputs, arg_bool, arg_opt_str, arg_str, arg_u64};
+use super::{Ctx, Outputs, arg_bool, arg_opt_str, arg_str, arg_u64, args};
 use crate::policy::Redis;
-pub use conn::pings;
+pub use conn::{Unreachable, pings};
+pub use error::{Error, Limit};
 use serde_json::Value;
 use std::time::Duration;
 
 /// How long `redis-check-aof` / `redis-check-rdb` may run (large files).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-pub async fn perform(action: &str, inst: &Redis, args: &Value, ctx: &Ctx<'_>) -> Result<Outputs, String> {
+pub async fn perform(action: &str, inst: &Redis, args: &Value, ctx: &Ctx<'_>) -> Result<Outputs, Error> {
     match action {
         "redis.ping" => read::ping(inst, ctx).await,
         "redis.dbsize" => read::dbsize(inst, ctx).await,
@@ -55,13 +59,13 @@ pub async fn perform(action: &str, inst: &Redis, args: &Value, ctx: &Ctx<'_>) ->
             config::set(inst, arg_str(args, "parameter")?, arg_str(args, "value")?, persist, ctx).await
         }
         "redis.delete_pattern" => {
-            let max_keys = arg_u64(args, "max_keys")?.ok_or("missing argument max_keys")?;
+            let max_keys = arg_u64(args, "max_keys")?.ok_or_else(|| args::Error::Missing("max_keys".into()))?;
             let dry_run = arg_bool(args, "dry_run")?.unwrap_or(false);
             let count = arg_u64(args, "count")?.unwrap_or(1000);
             keys::delete_pattern(inst, arg_str(args, "pattern")?, max_keys, dry_run, count, ctx).await
         }
         "redis.check_aof" => aof::check(inst, ctx).await,
         "redis.restore_rdb" => rdb::restore(inst, arg_opt_str(args, "backup"), ctx).await,
-        other => Err(format!("{other} is not a redis action")),
+        other => Err(Error::NotRedis(other.to_string())),
     }
 }

@@ -1,13 +1,14 @@
 //! The reading actions: `redis.ping`, `redis.dbsize` and `redis.info`.
 
 use super::conn::{Conn, connect, reply_text, said};
+use super::error::Error;
 use crate::actions::{Ctx, Outputs};
 use crate::policy::Redis;
 use ::redis::Value as Reply;
 use serde_json::{Map, Value};
 use std::time::Instant;
 
-pub(super) async fn ping(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
+pub(super) async fn ping(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, Error> {
     let started = Instant::now();
     let mut c = connect(inst).await?;
     match c.call(&["PING"]).await? {
@@ -19,19 +20,19 @@ pub(super) async fn ping(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String>
             o.insert("latency_ms".into(), Value::from(ms));
             Ok(o)
         }
-        Reply::ServerError(e) => Err(format!("redis instance {} answered PING with an error: {}", inst.name, said(&e))),
-        other => Err(format!("redis instance {} answered PING with {other:?}, not PONG", inst.name)),
+        Reply::ServerError(e) => Err(Error::PingError { instance: inst.name.clone(), said: said(&e) }),
+        other => Err(Error::NotPong { instance: inst.name.clone(), reply: format!("{other:?}") }),
     }
 }
 
-pub(super) async fn dbsize_of(c: &mut Conn) -> Result<u64, String> {
+pub(super) async fn dbsize_of(c: &mut Conn) -> Result<u64, Error> {
     match c.ok(&["DBSIZE"]).await? {
-        Reply::Int(n) => u64::try_from(n).map_err(|_| format!("redis DBSIZE answered {n}")),
-        other => Err(format!("redis DBSIZE answered {other:?}")),
+        Reply::Int(n) => u64::try_from(n).map_err(|_| Error::unexpected("DBSIZE", n)),
+        other => Err(Error::unexpected("DBSIZE", format!("{other:?}"))),
     }
 }
 
-pub(super) async fn dbsize(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, String> {
+pub(super) async fn dbsize(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, Error> {
     let keys = dbsize_of(&mut connect(inst).await?).await?;
     ctx.out.line(&format!("{}: {keys} keys", inst.name));
     let mut o = Outputs::new();
@@ -40,10 +41,10 @@ pub(super) async fn dbsize(inst: &Redis, ctx: &Ctx<'_>) -> Result<Outputs, Strin
 }
 
 /// `INFO [sections…]` as `key:value` pairs, in order.
-pub(super) async fn info_fields(c: &mut Conn, sections: &[&str]) -> Result<Vec<(String, String)>, String> {
+pub(super) async fn info_fields(c: &mut Conn, sections: &[&str]) -> Result<Vec<(String, String)>, Error> {
     let mut argv = vec!["INFO"];
     argv.extend_from_slice(sections);
-    let text = reply_text(&c.ok(&argv).await?).ok_or("redis INFO answered no text")?;
+    let text = reply_text(&c.ok(&argv).await?).ok_or_else(|| Error::unexpected("INFO", "no text"))?;
     Ok(parse_info(&text))
 }
 
@@ -86,17 +87,17 @@ fn info_value(v: &str) -> Value {
 const INFO_OUTPUTS: [&str; 5] =
     ["used_memory", "used_memory_human", "maxmemory", "maxmemory_policy", "instantaneous_ops_per_sec"];
 
-pub(super) async fn info(inst: &Redis, section: Option<&str>, ctx: &Ctx<'_>) -> Result<Outputs, String> {
+pub(super) async fn info(inst: &Redis, section: Option<&str>, ctx: &Ctx<'_>) -> Result<Outputs, Error> {
     let section = section.map(str::trim).filter(|s| !s.is_empty());
     if let Some(s) = section
         && !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(format!("section \"{s}\" is not an INFO section name (e.g. memory, stats, persistence)"));
+        return Err(Error::InfoSection(s.to_string()));
     }
     let mut c = connect(inst).await?;
     let fields = info_fields(&mut c, section.as_slice()).await?;
     if fields.is_empty() {
-        return Err(format!("redis INFO {} returned no fields: is it a section name?", section.unwrap_or("")));
+        return Err(Error::InfoEmpty(section.unwrap_or("").to_string()));
     }
     // The named outputs come from memory and stats, whatever section was asked.
     let extra = if INFO_OUTPUTS.iter().any(|k| field(&fields, k).is_none()) {

@@ -44,10 +44,10 @@ where
 }
 
 /// The error of an action expected to fail.
-pub fn err_of(r: Result<Outputs, String>) -> String {
+pub fn err_of<E: std::fmt::Display>(r: Result<Outputs, E>) -> String {
     match r {
         Ok(o) => panic!("expected an error, got {o:?}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -191,7 +191,7 @@ backup_dir = "{backups}"
 
     /// Performs `action` through the agent's dispatch (allowlist first),
     /// with `instance: cache` added to `args`.
-    pub async fn act(&self, action: &str, mut args: Value) -> Result<Outputs, String> {
+    pub async fn act(&self, action: &str, mut args: Value) -> Result<Outputs, crate::actions::Error> {
         args.as_object_mut().expect("args object").insert("instance".into(), Value::String(self.name.clone()));
         crate::actions::perform(action, &args, &self.ctx()).await
     }
