@@ -12,9 +12,8 @@ const T0: Millis = 1_800_000_000_000;
 
 /// A performer that records every call, checks the effect was committed
 /// before it was called, and answers when the test says so.
-#[derive(Default)]
 struct Fake {
-    store: Mutex<Option<Store>>,
+    store: Store,
     calls: Mutex<Vec<(run::Key, bool)>>,
     answers: Mutex<Vec<(run::Key, oneshot::Sender<Outcome>)>>,
     /// Answer at once with success instead of waiting.
@@ -23,7 +22,8 @@ struct Fake {
 
 impl Fake {
     fn new(store: &Store, instant: bool) -> Arc<Self> {
-        Arc::new(Fake { store: Mutex::new(Some(store.clone())), instant, ..Fake::default() })
+        let (calls, answers) = (Mutex::default(), Mutex::default());
+        Arc::new(Fake { store: store.clone(), calls, answers, instant })
     }
 
     fn calls(&self) -> Vec<(run::Key, bool)> {
@@ -48,12 +48,7 @@ impl Performer for Fake {
             target: None,
             timeout_ms: None,
         });
-        let committed = self
-            .store
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|s| s.pending_effects(&r.key.run).is_ok_and(|p| p.iter().any(|(pid, _)| *pid == id)));
+        let committed = self.store.pending_effects(&r.key.run).is_ok_and(|p| p.iter().any(|(pid, _)| *pid == id));
         self.calls.lock().unwrap().push((r.key.clone(), committed));
         if self.instant {
             return Box::pin(async { Outcome::Succeeded(BTreeMap::new()) });
