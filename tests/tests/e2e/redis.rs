@@ -7,21 +7,14 @@ use ripcord_tests::redis::RedisHost;
 use ripcord_tests::{AgentSpec, Cluster, OPERATOR, step, text};
 use std::fs;
 
-const ACTIONS: &[&str] = &[
-    "service.stop",
-    "service.start",
-    "service.restart",
-    "service.status",
-    "redis.ping",
-    "redis.dbsize",
-    "redis.info",
-    "redis.config_set",
-    "redis.delete_pattern",
-    "redis.check_aof",
-    "redis.restore_rdb",
-    "file.newest",
-    "file.copy",
-];
+/// What the Redis host's agent allows: every service, Redis and file action.
+fn actions() -> Vec<&'static str> {
+    let hosted = ["service.", "redis.", "file."];
+    ripcord_engine::registry::agent_actions()
+        .map(|a| a.name)
+        .filter(|n| hosted.iter().any(|p| n.starts_with(p)))
+        .collect()
+}
 
 // Fields drop in order: Redis (killed by its pid file) before the cluster's
 // temp dir that holds that file.
@@ -39,7 +32,7 @@ fn setup() -> Setup {
         &AgentSpec::new("cache-1")
             .label("role", "redis")
             .label("host", "cache-1")
-            .actions(ACTIONS)
+            .actions(&actions())
             .allow(&redis.allow_toml()),
     );
     cluster.wait_connected("cache-1");
@@ -92,7 +85,8 @@ fn aof_incr_truncated_mid_command_is_repaired_losing_only_the_cut_command() {
 fn aof_with_garbage_appended_keeps_every_key() {
     let mut s = setup();
     // A second Redis host: the run names the one that is down.
-    s.cluster.start_agent(&AgentSpec::new("cache-2").label("role", "redis").label("host", "cache-2").actions(ACTIONS));
+    s.cluster
+        .start_agent(&AgentSpec::new("cache-2").label("role", "redis").label("host", "cache-2").actions(&actions()));
     s.cluster.wait_connected("cache-2");
     aof_with_base_and_incr(&s.redis);
     let incr = s.redis.incr_file();

@@ -13,19 +13,12 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub const ACTIONS: &[&str] = &[
-    "service.stop",
-    "service.start",
-    "service.restart",
-    "service.status",
-    "redis.ping",
-    "redis.dbsize",
-    "redis.info",
-    "redis.config_set",
-    "redis.delete_pattern",
-    "redis.check_aof",
-    "redis.restore_rdb",
-];
+/// What a test Redis host's agent allows: every service and Redis action.
+pub fn actions() -> impl Iterator<Item = &'static str> {
+    ripcord_engine::registry::agent_actions()
+        .map(|a| a.name)
+        .filter(|n| n.starts_with("service.") || n.starts_with("redis."))
+}
 
 /// Polls `f` until it answers `Some`, for at most 20 s.
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
@@ -111,7 +104,7 @@ impl TestRedis {
         }
         fs::write(&conf, conf_text).unwrap();
         let pid_file = root.join("redis.pid");
-        let actions: Vec<String> = ACTIONS.iter().map(|a| format!("\"{a}\"")).collect();
+        let actions: Vec<String> = actions().map(|a| format!("\"{a}\"")).collect();
         let toml_text = format!(
             r#"
 actions = [{actions}]
