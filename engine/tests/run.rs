@@ -387,3 +387,72 @@ fn a_target_named_by_a_param_is_resolved_when_the_run_starts() {
         "step a: target \"{{ params.hosts }}\" gives bad selector \"host=cache 2\": \"host=cache 2\": label value must be 1-63 characters of letters, digits, '.', '-', '_', '/'"
     );
 }
+
+/// Every event of a run, with its facts, for tests that read them.
+fn events_of(yaml: &str, inputs: &[(i64, Input)]) -> Vec<ripcord_engine::run::Event> {
+    let rb = check(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
+    let new = NewRun {
+        id: "run00001abc".into(),
+        mode: ripcord_engine::run::Mode::Recovery,
+        params: BTreeMap::new(),
+        incident_at: Some(T0 - 60_000),
+    };
+    let t = start(&rb, new, T0).unwrap();
+    let (mut state, mut events) = (t.state, t.events);
+    for (at, input) in inputs {
+        let t = apply(&rb, &state, input, T0 + at).unwrap();
+        state = t.state;
+        events.extend(t.events);
+    }
+    events
+}
+
+#[test]
+fn events_carry_what_they_record_as_facts() {
+    let yaml =
+        rb("- {id: a, action: noop, retry: {attempts: 2, backoff: 5s}}\n- {id: gate, action: approve, needs: [a]}\n");
+    let failed = Input::Failed { step: "a".into(), attempt: 1, error: "boom".into() };
+    let later = Input::Timer { step: "a".into(), attempt: 1, kind: TimerKind::Backoff };
+    let ok = Input::Succeeded { step: "a".into(), attempt: 2, outputs: BTreeMap::new() };
+    let approve = Input::Approve { step: "gate".into(), by: alice(), note: "fine".into() };
+    let events = events_of(&yaml, &[(1_000, failed), (6_000, later), (7_000, ok), (9_000, approve)]);
+    let facts = |kind: EventKind| events.iter().find(|e| e.kind == kind).map(|e| e.facts.clone()).unwrap();
+
+    let retrying = facts(EventKind::StepRetrying);
+    assert_eq!(
+        (retrying.attempt, retrying.error.as_deref(), retrying.until),
+        (Some(1), Some("boom"), Some(T0 + 6_000))
+    );
+    let started: Vec<_> = events.iter().filter(|e| e.kind == EventKind::StepStarted).map(|e| e.facts.attempt).collect();
+    assert_eq!(started, [Some(1), Some(2)]);
+    let succeeded = facts(EventKind::StepSucceeded);
+    assert_eq!((succeeded.attempt, succeeded.took_ms), (Some(2), Some(7_000)), "from the first attempt's start");
+    let approved = facts(EventKind::Approved);
+    assert_eq!((approved.by, approved.note.as_deref()), (Some(alice()), Some("fine")));
+    let recovered = facts(EventKind::Recovered);
+    assert_eq!((recovered.since_incident_ms, recovered.rto_ms), (Some(69_000), Some(30 * 60_000)));
+}
+
+#[test]
+fn a_retry_gives_steps_skipped_for_a_failed_need_another_chance_but_not_those_a_condition_skipped() {
+    let mut s = Sim::new(
+        &rb(concat!(
+            "- {id: a, action: noop, on_failure: continue}\n",
+            "- {id: b, action: noop, needs: [a]}\n",
+            "- {id: off, action: noop, when: \"{{ params.p }} == y\"}\n",
+            "- {id: c, action: noop}\n",
+        )),
+        &[],
+    );
+    s.fail("a");
+    let need = StepStatus::Skipped { reason: "needs a, which did not succeed".into(), need: Some("a".into()) };
+    assert_eq!(s.state.steps["b"].status, need);
+    let condition = StepStatus::Skipped { reason: "condition is false".into(), need: None };
+    assert_eq!(s.state.steps["off"].status, condition);
+    s.fail("c");
+    assert_eq!(s.state.status, RunStatus::Failed);
+    s.feed(Input::Retry { by: alice(), step: None }).unwrap();
+    s.ok("a");
+    assert_eq!(s.status("b"), "running", "b gets its chance");
+    assert_eq!(s.status("off"), "skipped", "a false condition stays false");
+}
