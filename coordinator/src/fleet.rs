@@ -124,6 +124,15 @@ pub enum DispatchError {
     Lost,
 }
 
+/// Why an action sent with [`Fleet::run_action`] got no answer in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("no answer from agent {agent} within {}", ripcord_engine::duration::format(*.within))]
+    NoAnswer { agent: String, within: Duration },
+    #[error("agent {agent} {why} and did not come back within {}", ripcord_engine::duration::format(*.within))]
+    Gone { agent: String, why: DispatchError, within: Duration },
+}
+
 /// One agent's answer to a ping.
 #[derive(Debug, Clone)]
 pub struct PingOutcome {
@@ -344,7 +353,7 @@ impl Fleet {
         command_id: &str,
         order: Order,
         timeout: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, ActionError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut announced = false;
         loop {
@@ -353,10 +362,7 @@ impl Fleet {
             match self.dispatch_as(agent_id, command_id.to_string(), order.clone(), left).await {
                 Ok((outcome, _)) => return Ok(outcome),
                 Err(DispatchError::Timeout(_)) => {
-                    return Err(format!(
-                        "no answer from agent {agent_id} within {}",
-                        ripcord_engine::duration::format(timeout)
-                    ));
+                    return Err(ActionError::NoAnswer { agent: agent_id.to_string(), within: timeout });
                 }
                 Err(e @ (DispatchError::Disconnected | DispatchError::Lost)) => {
                     if !announced {
@@ -365,10 +371,7 @@ impl Fleet {
                     }
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if left.is_zero() || tokio::time::timeout(left, reconnected).await.is_err() {
-                        return Err(format!(
-                            "agent {agent_id} {e} and did not come back within {}",
-                            ripcord_engine::duration::format(timeout)
-                        ));
+                        return Err(ActionError::Gone { agent: agent_id.to_string(), why: e, within: timeout });
                     }
                 }
             }
@@ -503,6 +506,20 @@ mod tests {
         let (outcome, _rtt) = fleet.dispatch("a", ping(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(outcome, Answer::Pong { agent_version: "t".into() });
         answerer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_action_says_why_it_got_no_answer() {
+        let fleet = Arc::new(Fleet::load(Store::memory(), 8).unwrap());
+        let within = Duration::from_secs(30);
+        let e = fleet.run_action("gone", "k@gone", Order::Ping, within).await.unwrap_err();
+        assert_eq!(e, ActionError::Gone { agent: "gone".into(), why: DispatchError::Disconnected, within });
+        assert_eq!(e.to_string(), "agent gone not connected and did not come back within 30s");
+
+        let _a = fleet.attach(hello("mute", "x"), 8);
+        let e = fleet.run_action("mute", "k@mute", Order::Ping, within).await.unwrap_err();
+        assert_eq!(e, ActionError::NoAnswer { agent: "mute".into(), within });
+        assert_eq!(e.to_string(), "no answer from agent mute within 30s");
     }
 
     #[test]

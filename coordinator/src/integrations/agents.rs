@@ -78,7 +78,7 @@ type Answer = Result<BTreeMap<String, Value>, String>;
 async fn gather<F, Fut>(agents: Vec<String>, ask: F) -> BTreeMap<String, Answer>
 where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<fleet::Answer, String>> + Send + 'static,
+    Fut: Future<Output = Result<fleet::Answer, fleet::ActionError>> + Send + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
@@ -105,8 +105,8 @@ where
 }
 
 /// An agent's result as outputs, or the reason it has none.
-fn answer(result: Result<fleet::Answer, String>) -> Answer {
-    match result? {
+fn answer(result: Result<fleet::Answer, fleet::ActionError>) -> Answer {
+    match result.map_err(|e| e.to_string())? {
         fleet::Answer::Done { mut outputs, output } => {
             if !output.is_empty() {
                 outputs.insert("output".into(), Value::Str(output));
@@ -137,7 +137,7 @@ fn failures(results: &BTreeMap<String, Answer>) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn done(outputs: &[(&str, &str)]) -> Result<fleet::Answer, String> {
+    fn done(outputs: &[(&str, &str)]) -> Result<fleet::Answer, fleet::ActionError> {
         let outputs = outputs.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect();
         Ok(fleet::Answer::Done { outputs, output: String::new() })
     }
