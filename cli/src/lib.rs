@@ -4,6 +4,7 @@
 //! learns from the coordinator ([`plan`]).
 
 pub mod client;
+pub mod drills;
 pub mod output;
 pub mod plan;
 pub mod runbook;

@@ -65,6 +65,9 @@ enum Command {
     /// Check and plan runbooks (offline).
     #[command(subcommand)]
     Runbook(RunbookCmd),
+    /// Drill schedules (drills.yaml): check them, see what comes next (offline).
+    #[command(subcommand)]
+    Drills(DrillsCmd),
     /// Start a run of a runbook (a built-in id or a file); prints the run id.
     Run {
         /// Built-in runbook id (see `ripcord runbook list`) or a YAML file.
@@ -140,6 +143,23 @@ enum RunbookCmd {
     },
     /// The built-in runbooks.
     List,
+}
+
+#[derive(Subcommand)]
+enum DrillsCmd {
+    /// Check drills files: every problem with FILE:LINE:COL.
+    Check {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Each drill's next occurrences, in its time zone and in UTC.
+    Next {
+        /// A drills file (e.g. deploy/drills.yaml).
+        file: String,
+        /// How many occurrences of each drill.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -270,6 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Agents(args) => remote(&cli.conn, |s| agents(s, args)),
         Command::Status => remote(&cli.conn, status),
         Command::Runbook(cmd) => runbook(&cli.conn, cmd),
+        Command::Drills(cmd) => drills(cmd),
         Command::Run { runbook, params, incident_at, drill } => {
             let source = rbk::resolve(&runbook).map_err(usage)?;
             if !source.builtin {
@@ -306,6 +327,31 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             println!("retrying run {}", r.into_inner().run_id);
             Ok(ExitCode::SUCCESS)
         }),
+    }
+}
+
+fn drills(cmd: DrillsCmd) -> Result<ExitCode, Failure> {
+    match cmd {
+        DrillsCmd::Check { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match ripcord_cli::drills::check(f) {
+                    Ok(d) => println!("{f}: ok ({})", ripcord_cli::drills::summary(&d)),
+                    Err(errors) => {
+                        bad += 1;
+                        for e in errors {
+                            eprintln!("{e}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DrillsCmd::Next { file, count } => {
+            let d = ripcord_cli::drills::check(&file).map_err(|e| usage(anyhow::anyhow!("{}", e.join("\n"))))?;
+            print!("{}", ripcord_cli::drills::render_next(&d, now_ms(), count));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod compose;
 mod config;
 mod crash;
 mod credentials;
+mod drills;
 mod fleet;
 mod notices;
 mod redis;
