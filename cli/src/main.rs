@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 the operation failed or was refused (including a
 //! ping that did not reach every agent); 2 bad usage or configuration.
 
+mod report;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ripcord_cli::runbook as rbk;
@@ -94,6 +96,18 @@ enum Command {
         run: String,
         #[arg(long)]
         json: bool,
+    },
+    /// A run's report: the incident report of a recovery, the rehearsal
+    /// report of a drill.
+    Report {
+        /// Run id or a unique prefix.
+        run: String,
+        /// md, html (one self-contained file) or json.
+        #[arg(long, default_value = "md", value_parser = parse_report_format)]
+        format: ripcord_report::Format,
+        /// Write it to FILE (atomically) instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Follow a run live until it ends (exit 0 if it succeeded).
     Watch {
@@ -252,6 +266,10 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
         .ok_or_else(|| format!("\"{s}\" is not an RFC 3339 time (e.g. 2026-01-31T09:00:00Z)"))
 }
 
+fn parse_report_format(s: &str) -> Result<ripcord_report::Format, String> {
+    s.parse().map_err(|e: ripcord_report::Error| e.to_string())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     ripcord_engine::duration::parse(s).map_err(|e| e.to_string())
 }
@@ -303,6 +321,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Runs { json } => remote(&cli.conn, |s| list_runs(s, json)),
         Command::Show { run, json } => remote(&cli.conn, |s| show_run(s, run, json)),
+        Command::Report { run, format, output } => remote(&cli.conn, |s| report::report(s, run, format, output)),
         Command::Watch { run, interval } => remote(&cli.conn, |s| watch_run(s, run, interval)),
         Command::Approve { run, step, note, item } => remote(&cli.conn, |s| async move {
             let mut c = client::connect(&s).await?;
