@@ -12,6 +12,7 @@ mod drills;
 mod fleet;
 mod notices;
 mod redis;
+mod report;
 mod runs;
 mod services;
 mod store;
