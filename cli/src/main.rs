@@ -103,7 +103,7 @@ enum Command {
         /// Run id or a unique prefix.
         run: String,
         /// md, html (one self-contained file) or json.
-        #[arg(long, default_value = "md", value_parser = parse_report_format)]
+        #[arg(long, default_value = "md")]
         format: ripcord_report::Format,
         /// Write it to FILE (atomically) instead of stdout.
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -264,10 +264,6 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
     ripcord_engine::clock::parse_rfc3339(s)
         .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
         .ok_or_else(|| format!("\"{s}\" is not an RFC 3339 time (e.g. 2026-01-31T09:00:00Z)"))
-}
-
-fn parse_report_format(s: &str) -> Result<ripcord_report::Format, String> {
-    s.parse().map_err(|e: ripcord_report::Error| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
