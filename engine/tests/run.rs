@@ -456,3 +456,21 @@ fn a_retry_gives_steps_skipped_for_a_failed_need_another_chance_but_not_those_a_
     assert_eq!(s.status("b"), "running", "b gets its chance");
     assert_eq!(s.status("off"), "skipped", "a false condition stays false");
 }
+
+#[test]
+fn a_param_value_that_does_not_fit_its_type_refuses_the_run_and_says_why() {
+    let rb =
+        check("id: p\ntitle: p\nparams:\n  n: {type: int}\n  b: {type: bool}\nsteps:\n  - {id: a, action: noop}\n")
+            .unwrap();
+    let table =
+        [(("n", "x"), "param n: \"x\" is not an integer"), (("b", "maybe"), "param b: \"maybe\" is not true or false")];
+    for ((name, value), expect) in table {
+        let params = BTreeMap::from([(name.to_string(), Value::str(value))]);
+        let new = NewRun { id: "r".into(), mode: ripcord_engine::run::Mode::Recovery, params, incident_at: None };
+        assert_eq!(start(&rb, new, T0).unwrap_err().0, expect);
+    }
+    let params = BTreeMap::from([("n".to_string(), Value::str(" 42 ")), ("b".to_string(), Value::str("yes"))]);
+    let new = NewRun { id: "r".into(), mode: ripcord_engine::run::Mode::Recovery, params, incident_at: None };
+    let state = start(&rb, new, T0).unwrap().state;
+    assert_eq!((state.params["n"].clone(), state.params["b"].clone()), (Value::Int(42), Value::Bool(true)));
+}

@@ -114,19 +114,28 @@ pub fn credentials_needed(rb: &Runbook, params: &BTreeMap<String, Value>) -> Vec
     out
 }
 
+/// Why a `--param` value does not fit its param.
+#[derive(Debug, thiserror::Error)]
+enum ParamError {
+    #[error("\"{0}\" is not an integer")]
+    NotInt(String),
+    #[error("\"{0}\" is not true or false")]
+    NotBool(String),
+    #[error(transparent)]
+    Value(#[from] crate::runbook::Error),
+}
+
 /// Parses a `--param` value into the param's type.
-fn coerce(ty: ParamType, v: Value) -> Result<Value, String> {
+fn coerce(ty: ParamType, v: Value) -> Result<Value, ParamError> {
     let v = match (ty, v) {
-        (ParamType::Int, Value::Str(s)) => {
-            Value::Int(s.trim().parse().map_err(|_| format!("\"{s}\" is not an integer"))?)
-        }
+        (ParamType::Int, Value::Str(s)) => Value::Int(s.trim().parse().map_err(|_| ParamError::NotInt(s.clone()))?),
         (ParamType::Bool, Value::Str(s)) => match s.trim() {
             "true" | "yes" => Value::Bool(true),
             "false" | "no" => Value::Bool(false),
-            _ => return Err(format!("\"{s}\" is not true or false")),
+            _ => return Err(ParamError::NotBool(s)),
         },
         (_, v) => v,
     };
-    crate::runbook::check_param_value(ty, &v).map_err(|e| e.to_string())?;
+    crate::runbook::check_param_value(ty, &v)?;
     Ok(v)
 }
