@@ -19,6 +19,14 @@ use serde_json::{Value as J, json};
 use std::future::Future;
 use tracing::{debug, info, warn};
 
+/// The names every restore takes: its project, and the clusters it reads
+/// from and writes to.
+fn check_restore(project: &str, source: &str, target: &str) -> Result<(), Error> {
+    check_project(project)?;
+    check_cluster("source", source)?;
+    check_cluster("target", target)
+}
+
 impl Atlas {
     pub(super) async fn pitr_restore(
         &self,
@@ -26,9 +34,7 @@ impl Atlas {
         key: &Key,
         d: Deadline,
     ) -> Result<Outputs, Error> {
-        check_project(&a.project)?;
-        check_cluster("source", &a.source)?;
-        check_cluster("target", &a.target)?;
+        check_restore(&a.project, &a.source, &a.target)?;
         if a.source == a.target {
             return Err(onto_itself(&a.source));
         }
@@ -81,9 +87,7 @@ impl Atlas {
         key: &Key,
         d: Deadline,
     ) -> Result<Outputs, Error> {
-        check_project(&a.project)?;
-        check_cluster("source", &a.source)?;
-        check_cluster("target", &a.target)?;
+        check_restore(&a.project, &a.source, &a.target)?;
         let target_project = a.target_project.clone().unwrap_or_else(|| a.project.clone());
         check_project(&target_project)?;
         if a.source == a.target && target_project == a.project {
