@@ -15,6 +15,7 @@ pub mod builtin;
 pub mod check;
 pub mod clock;
 pub mod duration;
+pub mod environment;
 pub mod hint;
 pub mod measure;
 pub mod model;
