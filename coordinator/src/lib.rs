@@ -10,6 +10,7 @@ pub mod driver;
 pub mod fleet;
 pub mod grpc;
 pub mod integrations;
+pub mod scheduler;
 pub mod store;
 pub mod view;
 

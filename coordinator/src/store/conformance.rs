@@ -1,29 +1,37 @@
 //! One suite, every storage: what the driver and the fleet rely on.
 
-use super::{AgentRecord, Commit, LoggedEvent, RunRecord, Store, effect_id};
-use ripcord_engine::run::{Actor, Effect, Event, EventKind, Key, Mode, RunState, RunStatus, RunTimer, TimerKind};
-use std::collections::BTreeMap;
+use super::{
+    AgentRecord, Commit, Delivery, LoggedEvent, OccurrenceRecord, OccurrenceState, Origin, RunRecord, Store, effect_id,
+};
+use ripcord_engine::run::{Actor, Effect, Event, EventKind, Key, RunState, RunTimer, TimerKind};
 
 fn storages() -> Vec<(&'static str, Store)> {
     vec![("sled", Store::temporary().unwrap()), ("memory", Store::memory())]
 }
 
 fn record(id: &str, created_at: i64) -> RunRecord {
-    let state = RunState {
-        id: id.into(),
-        runbook_id: "rb".into(),
-        mode: Mode::Drill,
-        params: BTreeMap::new(),
-        incident_at: created_at,
-        created_at,
-        status: RunStatus::Running,
-        steps: BTreeMap::new(),
-        failing: None,
-        recovered_at: None,
-        finished_at: None,
-        notify_webhook: None,
-    };
-    RunRecord::new("builtin:rb".into(), "id: rb".into(), state, Actor { name: "alice".into(), role: "operator".into() })
+    RunRecord::new(
+        "builtin:rb".into(),
+        "id: rb".into(),
+        state(id, created_at),
+        Actor { name: "alice".into(), role: "operator".into() },
+    )
+}
+
+/// A running drill's state, read from JSON so that fields the engine adds
+/// with a serde default need no change here.
+pub(crate) fn state(id: &str, created_at: i64) -> RunState {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "runbook_id": "rb",
+        "mode": "drill",
+        "params": {},
+        "incident_at": created_at,
+        "created_at": created_at,
+        "status": "running",
+        "steps": {},
+    }))
+    .unwrap_or_else(|e| panic!("run state: {e}"))
 }
 
 fn event(seq: u64) -> LoggedEvent {
@@ -101,5 +109,56 @@ fn agents_are_kept_by_id() {
         store.put_agent(&a).unwrap();
         store.flush().unwrap();
         assert_eq!(store.agents().unwrap(), vec![a.clone()], "{name}");
+    }
+}
+
+fn occurrence(id: &str, drill: &str, due_at: i64) -> OccurrenceRecord {
+    OccurrenceRecord::new(id.into(), drill.into(), due_at, format!("local {due_at}"), Origin::Schedule)
+}
+
+#[test]
+fn an_occurrence_is_swapped_only_from_what_is_stored() {
+    for (name, store) in storages() {
+        let mut first = occurrence("0123456789abcdef", "q1", 100);
+        first.reminder = Some(Delivery::Pending { since: 5 });
+        assert!(store.swap_occurrence(None, &first).unwrap(), "{name}: create");
+        assert!(!store.swap_occurrence(None, &first).unwrap(), "{name}: a second create must lose");
+        let mut started = first.clone();
+        started.state = OccurrenceState::Started { run_id: first.id.clone(), at: 101, late_ms: 1 };
+        assert!(store.swap_occurrence(Some(&first), &started).unwrap(), "{name}: move on");
+        let mut missed = first.clone();
+        missed.state = OccurrenceState::Missed { noticed_at: 200 };
+        assert!(
+            !store.swap_occurrence(Some(&first), &missed).unwrap(),
+            "{name}: a writer that read the old record must lose"
+        );
+        assert_eq!(store.occurrence(&first.id).unwrap(), Some(started), "{name}");
+        assert_eq!(store.occurrence("nope").unwrap(), None, "{name}");
+    }
+}
+
+#[test]
+fn occurrences_come_newest_due_first() {
+    for (name, store) in storages() {
+        for (id, due) in [("a", 10), ("b", 30), ("c", 20)] {
+            assert!(store.swap_occurrence(None, &occurrence(id, "q1", due)).unwrap(), "{name}");
+        }
+        let mut run_now = occurrence("d", "q2", 25);
+        run_now.origin = Origin::RunNow { by: "alice".into() };
+        run_now.state = OccurrenceState::Refused { at: 25, reason: "protected".into() };
+        run_now.notice = Some(Delivery::Sent { at: 26 });
+        assert!(store.swap_occurrence(None, &run_now).unwrap(), "{name}");
+        let got: Vec<(String, i64)> = store.occurrences().unwrap().into_iter().map(|r| (r.id, r.due_at)).collect();
+        assert_eq!(got, vec![("b".into(), 30), ("d".into(), 25), ("c".into(), 20), ("a".into(), 10)], "{name}");
+        assert_eq!(store.occurrence("d").unwrap(), Some(run_now), "{name}: read back whole");
+    }
+}
+
+#[test]
+fn a_drill_is_watched_since_the_first_time_anyone_asked() {
+    for (name, store) in storages() {
+        assert_eq!(store.watching_since("q1", 1_000).unwrap(), 1_000, "{name}");
+        assert_eq!(store.watching_since("q1", 9_000).unwrap(), 1_000, "{name}: the first moment holds");
+        assert_eq!(store.watching_since("q2", 9_000).unwrap(), 9_000, "{name}: per drill");
     }
 }

@@ -2,7 +2,9 @@
 //! a storage that fails on purpose ([`Failing`]) to test what a failed
 //! commit does.
 
-use super::{AgentRecord, Commit, Error, LoggedEvent, RunRecord, Storage, effect_id};
+use super::occurrences::sort_newest_first;
+use super::{AgentRecord, Commit, Error, LoggedEvent, OccurrenceRecord, RunRecord, Storage, effect_id};
+use ripcord_engine::clock::Millis;
 use ripcord_engine::run::Effect;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,6 +16,8 @@ struct Tables {
     events: BTreeMap<(String, u64), LoggedEvent>,
     effects: BTreeMap<String, Effect>,
     agents: BTreeMap<String, AgentRecord>,
+    occurrences: BTreeMap<String, OccurrenceRecord>,
+    watch: BTreeMap<String, Millis>,
 }
 
 /// Everything in maps behind one lock; a commit holds it throughout, so it
@@ -96,6 +100,29 @@ impl Storage for MemoryStorage {
         let effects: u64 = t.effects.values().filter(|e| e.run() == run_id).map(|e| json(e)).sum();
         record + events + effects
     }
+
+    fn occurrence(&self, id: &str) -> Result<Option<OccurrenceRecord>, Error> {
+        Ok(self.tables().occurrences.get(id).cloned())
+    }
+
+    fn swap_occurrence(&self, current: Option<&OccurrenceRecord>, new: &OccurrenceRecord) -> Result<bool, Error> {
+        let mut t = self.tables();
+        if t.occurrences.get(&new.id) != current {
+            return Ok(false);
+        }
+        t.occurrences.insert(new.id.clone(), new.clone());
+        Ok(true)
+    }
+
+    fn occurrences(&self) -> Result<Vec<OccurrenceRecord>, Error> {
+        let mut out: Vec<OccurrenceRecord> = self.tables().occurrences.values().cloned().collect();
+        sort_newest_first(&mut out);
+        Ok(out)
+    }
+
+    fn watching_since(&self, drill: &str, now: Millis) -> Result<Millis, Error> {
+        Ok(*self.tables().watch.entry(drill.to_string()).or_insert(now))
+    }
 }
 
 mod erased_len {
@@ -154,5 +181,17 @@ impl<S: Storage> Storage for Failing<S> {
     }
     fn bytes_of_run(&self, run_id: &str) -> u64 {
         self.inner.bytes_of_run(run_id)
+    }
+    fn occurrence(&self, id: &str) -> Result<Option<OccurrenceRecord>, Error> {
+        self.inner.occurrence(id)
+    }
+    fn swap_occurrence(&self, current: Option<&OccurrenceRecord>, new: &OccurrenceRecord) -> Result<bool, Error> {
+        self.inner.swap_occurrence(current, new)
+    }
+    fn occurrences(&self) -> Result<Vec<OccurrenceRecord>, Error> {
+        self.inner.occurrences()
+    }
+    fn watching_since(&self, drill: &str, now: Millis) -> Result<Millis, Error> {
+        self.inner.watching_since(drill, now)
     }
 }

@@ -1,6 +1,7 @@
-//! Durable state: the fleet (one record per agent ever seen) and the runs
+//! Durable state: the fleet (one record per agent ever seen), the runs
 //! (each an append-only event log, its current state, and the effects
-//! committed but not yet acknowledged).
+//! committed but not yet acknowledged), and the drill scheduler's
+//! occurrences (what became of each, and since when each drill is watched).
 //!
 //! [`Storage`] is the trait; [`sled::SledStorage`] is the real one and
 //! [`memory::MemoryStorage`] the in-memory one for tests, and one
@@ -12,10 +13,14 @@
 //! must be refused clearly rather than misread.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod memory;
+mod occurrences;
 pub mod sled;
 
+pub use occurrences::{Delivery, OccurrenceRecord, OccurrenceState, Origin, WatchRecord};
+
+use ripcord_engine::clock::Millis;
 pub use ripcord_engine::model::LoggedEvent;
 use ripcord_engine::run::{Actor, Effect, RunState};
 use serde::{Deserialize, Serialize};
@@ -138,6 +143,19 @@ pub trait Storage: Send + Sync {
     fn size_on_disk(&self) -> u64 {
         0
     }
+    /// The record of the occurrence (or run-now start) with this run id.
+    fn occurrence(&self, id: &str) -> Result<Option<OccurrenceRecord>, Error>;
+    /// Writes `new` in place of `current` (`None`: no record yet) if the
+    /// stored record is still exactly `current`, durably before returning
+    /// `true`. Returns `false` and changes nothing if someone else wrote it
+    /// first: read it again and decide again.
+    fn swap_occurrence(&self, current: Option<&OccurrenceRecord>, new: &OccurrenceRecord) -> Result<bool, Error>;
+    /// Every occurrence record, newest due first.
+    fn occurrences(&self) -> Result<Vec<OccurrenceRecord>, Error>;
+    /// Since when `drill` is watched: the stored moment, or `now`, stored
+    /// durably, if this is the first time anyone asks. Two callers racing
+    /// get the same answer.
+    fn watching_since(&self, drill: &str, now: Millis) -> Result<Millis, Error>;
 }
 
 /// The coordinator's store: a cheap handle on a [`Storage`].

@@ -1,6 +1,11 @@
 //! The sled storage: one tree per kind of record, JSON values.
 
-use super::{AGENT_FORMAT, AgentRecord, Commit, Error, LoggedEvent, RunRecord, Storage, decode_run, effect_id};
+use super::occurrences::{WATCH_FORMAT, decode_occurrence, decode_watch, sort_newest_first};
+use super::{
+    AGENT_FORMAT, AgentRecord, Commit, Error, LoggedEvent, OccurrenceRecord, RunRecord, Storage, WatchRecord,
+    decode_run, effect_id,
+};
+use ripcord_engine::clock::Millis;
 use ripcord_engine::run::Effect;
 use std::path::Path;
 
@@ -8,6 +13,8 @@ const FLEET_TREE: &str = "fleet.v1";
 const RUNS_TREE: &str = "runs.v1";
 const EVENTS_TREE: &str = "run-events.v1";
 const EFFECTS_TREE: &str = "run-effects.v1";
+const OCCURRENCES_TREE: &str = "drill-occurrences.v1";
+const WATCH_TREE: &str = "drill-watch.v1";
 
 mod erased {
     /// Serialise anything to JSON bytes, errors as text.
@@ -35,6 +42,8 @@ pub struct SledStorage {
     runs: sled::Tree,
     events: sled::Tree,
     effects: sled::Tree,
+    occurrences: sled::Tree,
+    watch: sled::Tree,
 }
 
 impl SledStorage {
@@ -72,7 +81,9 @@ impl SledStorage {
         let runs = db.open_tree(RUNS_TREE)?;
         let events = db.open_tree(EVENTS_TREE)?;
         let effects = db.open_tree(EFFECTS_TREE)?;
-        Ok(Self { db, fleet, runs, events, effects })
+        let occurrences = db.open_tree(OCCURRENCES_TREE)?;
+        let watch = db.open_tree(WATCH_TREE)?;
+        Ok(Self { db, fleet, runs, events, effects, occurrences, watch })
     }
 }
 
@@ -221,6 +232,67 @@ impl Storage for SledStorage {
     fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
+    }
+
+    fn occurrence(&self, id: &str) -> Result<Option<OccurrenceRecord>, Error> {
+        self.occurrences.get(id.as_bytes())?.map(|v| decode_occurrence(id, &v)).transpose()
+    }
+
+    /// Compares decoded records (not bytes), then swaps the very bytes it
+    /// read, so a record written by another version of serde_json still
+    /// compares equal; flushed before it answers `true`.
+    fn swap_occurrence(&self, current: Option<&OccurrenceRecord>, new: &OccurrenceRecord) -> Result<bool, Error> {
+        let key = new.id.as_bytes();
+        let stored = self.occurrences.get(key)?;
+        let same = match (&stored, current) {
+            (None, None) => true,
+            (Some(v), Some(cur)) => decode_occurrence(&new.id, v)? == *cur,
+            _ => false,
+        };
+        if !same {
+            return Ok(false);
+        }
+        let value =
+            serde_json::to_vec(new).map_err(|e| Error::Corrupt { key: new.id.clone(), reason: e.to_string() })?;
+        if self.occurrences.compare_and_swap(key, stored, Some(value))?.is_err() {
+            return Ok(false);
+        }
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    fn occurrences(&self) -> Result<Vec<OccurrenceRecord>, Error> {
+        let mut out: Vec<OccurrenceRecord> = self
+            .occurrences
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_occurrence(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect::<Result<_, _>>()?;
+        sort_newest_first(&mut out);
+        Ok(out)
+    }
+
+    fn watching_since(&self, drill: &str, now: Millis) -> Result<Millis, Error> {
+        let key = drill.as_bytes();
+        if let Some(v) = self.watch.get(key)? {
+            return Ok(decode_watch(drill, &v)?.since);
+        }
+        let rec = WatchRecord { format: WATCH_FORMAT, drill: drill.to_string(), since: now };
+        let value =
+            serde_json::to_vec(&rec).map_err(|e| Error::Corrupt { key: drill.to_string(), reason: e.to_string() })?;
+        match self.watch.compare_and_swap(key, None as Option<&[u8]>, Some(value))? {
+            Ok(()) => {
+                self.db.flush()?;
+                Ok(now)
+            }
+            // Another scheduler wrote it first: its moment holds.
+            Err(e) => match e.current {
+                Some(v) => Ok(decode_watch(drill, &v)?.since),
+                None => Err(Error::Corrupt { key: drill.to_string(), reason: "watch record vanished".into() }),
+            },
+        }
     }
 }
 
