@@ -161,6 +161,7 @@ mod tests {
             params: BTreeMap::new(),
             steps: vec![],
             events: vec![],
+            milestones: vec![],
         }
     }
 

@@ -57,6 +57,7 @@ pub fn run_view(rb: &Runbook, rec: &RunRecord, events: &[LoggedEvent], now_ms: M
         params,
         steps: rb.steps.iter().map(|def| step_view(def, s, handlers.contains(&def.id.as_str()))).collect(),
         events: events.to_vec(),
+        milestones: model::milestones(s),
     };
     redact_view(&mut view, &secret_values(rb, s));
     view
@@ -118,6 +119,7 @@ fn step_view(def: &Step, s: &RunState, handler: bool) -> StepView {
         outputs: st.map(|x| x.outputs.clone()).unwrap_or_default(),
         handler,
         triggered: st.is_some_and(|x| x.triggered),
+        cleanup: def.cleanup,
     }
 }
 

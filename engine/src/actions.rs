@@ -104,6 +104,9 @@ args! {
     }
     FileCopy { from: String, to: String }
     FileNewest { dir: String, pattern: String }
+    /// Run a built-in runbook as a child run (same mode, incident time and
+    /// environment as its parent) and wait for it; `params` are the child's.
+    RunbookRun { runbook: String, #[serde(default)] params: Map<String> }
 }
 
 /// `wait`: its duration must parse (unless a template fills it in).

@@ -1,10 +1,12 @@
 //! Whole-runbook checks: the `needs` graph (missing steps, cycles), failure
-//! handlers, and every template reference (a reference to a missing param,
-//! step or output is an error here, not a surprise at 3 a.m.).
+//! handlers, the cleanup phase (main steps never wait for it), every
+//! template reference (a reference to a missing param, step or output is an
+//! error here, not a surprise at 3 a.m.) and the runbooks a `runbook.run`
+//! step starts (built in, with params they declare).
 
 use crate::hint;
 use crate::registry;
-use crate::runbook::{Diagnostic, OnFailure, Runbook, Step, Target, load_partial};
+use crate::runbook::{self, Diagnostic, OnFailure, Runbook, Step, Target, load_partial};
 use crate::template::{self, Ref};
 use crate::yaml::{Kind, Node, Pos};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,18 +37,38 @@ pub fn check_loaded(rb: &Runbook) -> Vec<Diagnostic> {
                     *pos,
                     format!("needs \"{need}\": it is a failure handler (named in on_failure) and only runs on failure"),
                 ));
+            } else if !step.cleanup && rb.step(need).is_some_and(|n| n.cleanup) {
+                diags.push(Diagnostic::new(
+                    *pos,
+                    format!("needs \"{need}\": it is a cleanup step, which runs after the main steps (in drills only)"),
+                ));
             }
         }
         if let OnFailure::Run(targets) = &step.on_failure {
+            if step.cleanup {
+                diags.push(Diagnostic::new(
+                    step.on_failure_pos,
+                    format!(
+                        "cleanup step \"{}\": on_failure is stop or continue (handlers belong to the main steps)",
+                        step.id
+                    ),
+                ));
+            }
             for t in targets {
                 if !ids.contains(&t.as_str()) {
                     diags.push(Diagnostic::new(
                         step.on_failure_pos,
                         format!("on_failure runs \"{t}\": no such step{}", suggest(t, &ids)),
                     ));
+                } else if rb.step(t).is_some_and(|h| h.cleanup) {
+                    diags.push(Diagnostic::new(
+                        step.on_failure_pos,
+                        format!("on_failure runs \"{t}\": it is a cleanup step and cannot be a failure handler"),
+                    ));
                 }
             }
         }
+        check_subrun(rb, step, &mut diags);
         if handlers.contains(step.id.as_str()) && !step.needs.is_empty() {
             diags.push(Diagnostic::new(
                 step.needs[0].1,
@@ -136,7 +158,12 @@ fn check_template(
                     continue;
                 };
                 let outs = registry::get(&src.action).map_or(&[][..], |a| a.outputs);
-                if !outs.contains(&output.as_str()) {
+                if src.cleanup && !step.cleanup {
+                    diags.push(Diagnostic::new(
+                        pos,
+                        format!("{{{{ {r} }}}}: \"{other}\" is a cleanup step, which runs after the main steps"),
+                    ));
+                } else if !outs.contains(&output.as_str()) {
                     let list = if outs.is_empty() { "none".to_string() } else { outs.join(", ") };
                     diags.push(Diagnostic::new(
                         pos,
@@ -230,6 +257,91 @@ fn check_target(rb: &Runbook, t: &Target, diags: &mut Vec<Diagnostic>) {
     if all_known && let Err(e) = t.resolve(&defaults) {
         diags.push(Diagnostic::new(t.pos, format!("with the params' defaults, {e}")));
     }
+}
+
+/// A `runbook.run` step: the runbook it names (unless a template chooses
+/// it) is built in, is not this one nor runs this one in turn, and is given
+/// only params it declares and every required one without a default.
+fn check_subrun(rb: &Runbook, step: &Step, diags: &mut Vec<Diagnostic>) {
+    if step.action != "runbook.run" {
+        return;
+    }
+    let Some(node) = step.with.get("runbook") else { return };
+    let Some(name) = node.as_str().map(str::trim) else { return };
+    if name.contains("{{") {
+        return;
+    }
+    let Some(text) = crate::builtin::get(name) else {
+        let ids: Vec<&str> = crate::builtin::ids().collect();
+        let hint = suggest(name, &ids);
+        diags.push(Diagnostic::new(
+            node.pos,
+            format!("runbook \"{name}\": no such built-in runbook{hint} (built in: {})", ids.join(", ")),
+        ));
+        return;
+    };
+    if name == rb.id || runs_transitively(name).contains(&rb.id) {
+        diags.push(Diagnostic::new(
+            node.pos,
+            format!("runbook \"{name}\": runs {} again, which would never end", rb.id),
+        ));
+        return;
+    }
+    let Ok(child) = runbook::load(text) else {
+        diags.push(Diagnostic::new(
+            node.pos,
+            format!("built-in runbook \"{name}\" does not load; run runbook check on it"),
+        ));
+        return;
+    };
+    let params = step.with.get("params");
+    let given: Vec<(&str, Pos)> = match params.map(|p| &p.kind) {
+        Some(Kind::Map(pairs)) => pairs.iter().filter_map(|(k, _)| Some((k.as_str()?, k.pos))).collect(),
+        _ => vec![],
+    };
+    let declared: Vec<&str> = child.params.iter().map(|p| p.name.as_str()).collect();
+    for (k, pos) in &given {
+        if child.param(k).is_none() {
+            diags.push(Diagnostic::new(
+                *pos,
+                format!(
+                    "runbook {name} has no param \"{k}\"{} (it has: {})",
+                    suggest(k, &declared),
+                    declared.join(", ")
+                ),
+            ));
+        }
+    }
+    let missing: Vec<&str> = child
+        .params
+        .iter()
+        .filter(|p| p.required && p.default.is_none() && !given.iter().any(|(k, _)| *k == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        diags.push(Diagnostic::new(
+            params.map_or(node.pos, |p| p.pos),
+            format!("runbook {name} needs param(s) {} (required, no default): add them to params", missing.join(", ")),
+        ));
+    }
+}
+
+/// The built-in runbooks that built-in runbook `id` runs, directly or through
+/// others (names chosen by templates are not followed).
+fn runs_transitively(id: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![id.to_string()];
+    while let Some(next) = stack.pop() {
+        let Some(rb) = crate::builtin::get(&next).and_then(|t| runbook::load(t).ok()) else { continue };
+        for s in rb.steps.iter().filter(|s| s.action == "runbook.run") {
+            if let Some(child) = s.with.get("runbook").and_then(Node::as_str).map(str::trim)
+                && seen.insert(child.to_string())
+            {
+                stack.push(child.to_string());
+            }
+        }
+    }
+    seen
 }
 
 /// Transitive `needs` of every step (ignoring unknown names).

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod environment;
 pub mod hint;
 pub mod measure;
+pub mod milestone;
 pub mod model;
 pub mod notify;
 pub mod plan;

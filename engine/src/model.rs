@@ -8,11 +8,14 @@
 //! step level and `at` in events and confirmations (the run's log as stored);
 //! a step's state is flat (`status` with `until_ms` for `deferred` and
 //! `retrying`, `skip_reason` and `skip_need` for `skipped`); enums are `snake_case` words;
-//! an actor is `{name, role}`.
+//! an actor is `{name, role}`. Fields added since format 2 (a step's
+//! `cleanup`, the run's `milestones`) default when absent, so they did not
+//! change the format.
 
 use crate::clock::Millis;
 use crate::measure::Rpo;
-use crate::run::{Actor, Confirmation, Event, Mode, RunStatus, StepStatus, TargetSpec};
+use crate::milestone::Milestone;
+use crate::run::{Actor, Confirmation, Event, Mode, RunState, RunStatus, StepStatus, TargetSpec};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -59,9 +62,30 @@ pub struct RunView {
     pub failing: Option<String>,
     /// Secret ones are [`REDACTED`].
     pub params: BTreeMap<String, Value>,
-    /// In runbook order, failure handlers included.
+    /// In runbook order, failure handlers included, cleanup steps last.
     pub steps: Vec<StepView>,
     pub events: Vec<LoggedEvent>,
+    /// The rehearsal milestones reached so far, in the day's order
+    /// ([`milestones`]).
+    #[serde(default)]
+    pub milestones: Vec<MilestoneView>,
+}
+
+/// When a run reached a rehearsal milestone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MilestoneView {
+    pub name: Milestone,
+    pub at_ms: Millis,
+    /// From the run's start (its kick-off).
+    pub since_start_ms: Millis,
+}
+
+/// The milestones `s` reached, in the day's order.
+pub fn milestones(s: &RunState) -> Vec<MilestoneView> {
+    s.milestones
+        .iter()
+        .map(|(m, at)| MilestoneView { name: *m, at_ms: *at, since_start_ms: at - s.created_at })
+        .collect()
 }
 
 impl RunView {
@@ -107,6 +131,10 @@ pub struct StepView {
     pub handler: bool,
     /// For failure handlers: whether a failure called it.
     pub triggered: bool,
+    /// A cleanup step (the runbook's `cleanup:`): runs in drills only,
+    /// after the main steps; what a rehearsal cleaned up.
+    #[serde(default)]
+    pub cleanup: bool,
 }
 
 impl StepView {
@@ -133,6 +161,7 @@ impl StepView {
             outputs: BTreeMap::new(),
             handler: false,
             triggered: false,
+            cleanup: false,
         }
     }
 }
@@ -248,6 +277,7 @@ mod tests {
         steps[5].finished_at_ms = Some(70_000);
         steps[6].error = Some("exit 1".into());
         steps[7].handler = true;
+        steps[8].cleanup = true;
         // Real log lines, whatever fields an event has.
         let rb = crate::check::check("id: t\ntitle: t\nsteps:\n  - {id: w, action: wait, with: {duration: 1s}}\n")
             .unwrap_or_else(|d| panic!("{d:?}"));
@@ -278,6 +308,10 @@ mod tests {
             params: BTreeMap::from([("password".into(), Value::str(REDACTED)), ("n".into(), Value::Int(2))]),
             steps,
             events: vec![event(0, Some(alice())), event(1, None)],
+            milestones: vec![
+                MilestoneView { name: Milestone::KickOff, at_ms: 500, since_start_ms: 0 },
+                MilestoneView { name: Milestone::Restore, at_ms: 60_500, since_start_ms: 60_000 },
+            ],
         }
     }
 
@@ -306,6 +340,31 @@ mod tests {
         assert_eq!(j["events"][0]["kind"], "run_started");
         assert_eq!(j["events"][0]["at"], 1_000);
         assert_eq!(j["events"][0]["actor"]["role"], "operator");
+        assert_eq!((st(8, "cleanup").as_bool(), st(7, "cleanup").as_bool()), (Some(true), Some(false)));
+        assert_eq!(j["milestones"][1]["name"], "restore");
+        assert_eq!(j["milestones"][1]["since_start_ms"], 60_000);
+    }
+
+    #[test]
+    fn views_from_before_cleanup_and_milestones_still_read() {
+        let mut j = serde_json::to_value(full()).unwrap();
+        j.as_object_mut().unwrap().remove("milestones");
+        for step in j["steps"].as_array_mut().unwrap() {
+            step.as_object_mut().unwrap().remove("cleanup");
+        }
+        let v: RunView = serde_json::from_value(j).unwrap();
+        assert!(v.milestones.is_empty() && v.steps.iter().all(|s| !s.cleanup));
+    }
+
+    #[test]
+    fn milestones_come_in_the_days_order_from_the_start() {
+        let rb = crate::check::check("id: t\ntitle: t\nsteps:\n  - {id: w, action: noop}\n").unwrap();
+        let new = NewRun { id: "r".into(), mode: Mode::Drill, params: BTreeMap::new(), incident_at: None };
+        let mut s = start(&rb, new, 1_000).unwrap().state;
+        s.milestones.insert(Milestone::Verification, 9_000);
+        s.milestones.insert(Milestone::Snapshot, 4_000);
+        let names: Vec<(Milestone, Millis)> = milestones(&s).iter().map(|m| (m.name, m.since_start_ms)).collect();
+        assert_eq!(names, [(Milestone::KickOff, 0), (Milestone::Snapshot, 3_000), (Milestone::Verification, 8_000)]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The shape of a runbook before it runs: which steps run in parallel, the
-//! critical path by budget, and how it compares with the RTO.
+//! critical path by budget, and how it compares with the RTO. Cleanup steps
+//! (drills only) are stages of their own after the main ones, and never on
+//! the critical path: they do not delay recovery.
 
 use crate::runbook::Runbook;
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,8 +10,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Steps grouped by depth: every step in a layer can run in parallel
-    /// once the layers before it are done.
+    /// once the layers before it are done. The cleanup steps' layers come
+    /// after the main ones.
     pub layers: Vec<Vec<String>>,
+    /// The cleanup steps (in `layers` after the main ones): drills only,
+    /// after the main steps, outside the recovery time.
+    pub cleanup: Vec<String>,
     /// The chain of steps with the largest total budget.
     pub critical_path: Vec<String>,
     pub critical_total: Duration,
@@ -52,7 +58,7 @@ pub fn plan(rb: &Runbook) -> Plan {
             break;
         }
     }
-    let main: Vec<_> = rb.steps.iter().filter(|s| !handlers.contains(s.id.as_str())).collect();
+    let main: Vec<_> = rb.steps.iter().filter(|s| !handlers.contains(s.id.as_str()) && !s.cleanup).collect();
 
     let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
     let mut finish: BTreeMap<&str, (Duration, Option<&str>)> = BTreeMap::new();
@@ -83,6 +89,22 @@ pub fn plan(rb: &Runbook) -> Plan {
         }
         layers[d].push(s.id.clone());
     }
+    let main_layers = layers.len();
+    let cleanup: Vec<_> = rb.steps.iter().filter(|s| s.cleanup).collect();
+    let mut cleanup_depth: BTreeMap<&str, usize> = BTreeMap::new();
+    for _ in 0..=cleanup.len() {
+        for s in &cleanup {
+            let d = s.needs.iter().filter_map(|(n, _)| cleanup_depth.get(n.as_str())).map(|d| d + 1).max().unwrap_or(0);
+            cleanup_depth.insert(&s.id, d);
+        }
+    }
+    for s in &cleanup {
+        let d = main_layers + cleanup_depth[s.id.as_str()];
+        if layers.len() <= d {
+            layers.resize(d + 1, Vec::new());
+        }
+        layers[d].push(s.id.clone());
+    }
     let end = finish
         .iter()
         .filter(|(id, _)| !deferred.contains(*id))
@@ -106,6 +128,7 @@ pub fn plan(rb: &Runbook) -> Plan {
         critical_path,
         critical_total,
         rto: rb.rto,
+        cleanup: cleanup.iter().map(|s| s.id.clone()).collect(),
         deferred: deferred.iter().map(|s| s.to_string()).collect(),
         handlers: handlers.iter().map(|s| s.to_string()).collect(),
     }
@@ -134,5 +157,25 @@ mod tests {
         assert_eq!(p.summary(), "critical path 18m of 30m RTO");
         assert_eq!(p.deferred, vec!["later"]);
         assert_eq!(p.handlers, vec!["h"]);
+        assert!(p.cleanup.is_empty());
+    }
+
+    #[test]
+    fn cleanup_is_stages_of_its_own_and_off_the_critical_path() {
+        let rb = crate::check::check(
+            "id: t\ntitle: T\nrto: 10m\nsteps:\n\
+             - {id: a, action: noop, budget: 5m}\n\
+             - {id: b, action: noop, budget: 4m, needs: [a]}\n\
+             cleanup:\n\
+             - {id: ok, action: approve}\n\
+             - {id: undo, action: noop, budget: 20m, needs: [ok, a]}\n\
+             - {id: report, action: noop, budget: 30m}\n",
+        )
+        .unwrap();
+        let p = plan(&rb);
+        assert_eq!(p.layers, vec![vec!["a"], vec!["b"], vec!["ok", "report"], vec!["undo"]]);
+        assert_eq!(p.cleanup, vec!["ok", "undo", "report"]);
+        assert_eq!(p.critical_path, vec!["a", "b"]);
+        assert_eq!(p.summary(), "critical path 9m of 10m RTO");
     }
 }

@@ -38,16 +38,20 @@ pub enum Integration {
     Mongo,
     Aws,
     Kube,
+    /// Runs of other runbooks (`runbook.run`): the coordinator starts the
+    /// child run and waits for it.
+    Runs,
 }
 
 impl Integration {
-    pub const ALL: [Integration; 6] = [
+    pub const ALL: [Integration; 7] = [
         Integration::Builtin,
         Integration::Http,
         Integration::Atlas,
         Integration::Mongo,
         Integration::Aws,
         Integration::Kube,
+        Integration::Runs,
     ];
 
     /// The coordinator config section that enables it; `None` for those
@@ -57,7 +61,7 @@ impl Integration {
             Integration::Atlas => Some("atlas"),
             Integration::Aws => Some("aws"),
             Integration::Kube => Some("kube"),
-            Integration::Builtin | Integration::Http | Integration::Mongo => None,
+            Integration::Builtin | Integration::Http | Integration::Mongo | Integration::Runs => None,
         }
     }
 
@@ -70,6 +74,7 @@ impl Integration {
             Integration::Mongo => "mongo",
             Integration::Aws => "aws",
             Integration::Kube => "k8s",
+            Integration::Runs => "runbook",
         }
     }
 }
@@ -142,7 +147,7 @@ fn read<T: for<'de> Deserialize<'de>>(with: &Node) -> Result<(), yaml::Error> {
 }
 
 use Impact::{Changes, Destructive, ReadOnly};
-use Integration::{Atlas, Aws, Builtin, Http, Kube, Mongo};
+use Integration::{Atlas, Aws, Builtin, Http, Kube, Mongo, Runs as Sub};
 
 macro_rules! registry {
     ($( $name:literal => $runs:expr, $creds:literal, $impact:expr, $check:expr, [$($out:literal),* $(,)?]; )*) => {
@@ -199,6 +204,7 @@ registry! {
     "redis.delete_pattern"    => Runs::Agent,  false, Destructive, read::<a::RedisDeletePattern>,   ["matched", "deleted"];
     "file.copy"               => Runs::Agent,  false, Destructive, read::<a::FileCopy>,             ["sha256", "bytes"];
     "file.newest"             => Runs::Agent,  false, ReadOnly,    read::<a::FileNewest>,           ["path", "age_seconds"];
+    "runbook.run"             => C(Sub),       false, Changes,     read::<a::RunbookRun>,           ["run_id", "status", "recovered_in_s", "rto_s"];
 }
 
 /// The action called `name`.
@@ -270,6 +276,7 @@ mod tests {
             ("http.check", None),
             ("mongo.count", None),
             ("redis.ping", None),
+            ("runbook.run", None),
         ];
         for (name, section) in table {
             assert_eq!(get(name).and_then(Action::section), section, "{name}");
@@ -282,5 +289,15 @@ mod tests {
         assert!(names.contains(&"redis.check_aof"));
         assert!(!names.contains(&"http.check"), "no agent implements http.check");
         assert!(!names.contains(&"atlas.pitr_restore"));
+    }
+
+    #[test]
+    fn a_sub_run_runs_in_the_coordinator_and_changes_things() {
+        let a = get("runbook.run").unwrap();
+        assert_eq!(a.runs, Runs::Coordinator(Integration::Runs));
+        assert_eq!(a.integration().map(Integration::name), Some("runbook"));
+        assert_eq!((a.impact, a.credentials, a.section()), (Impact::Changes, false, None));
+        assert_eq!(a.outputs, ["run_id", "status", "recovered_in_s", "rto_s"]);
+        assert!(Integration::ALL.contains(&Integration::Runs));
     }
 }

@@ -1,13 +1,15 @@
 //! The runbook model and its loader.
 //!
-//! A runbook is YAML: `id`, `title`, `description`, `rto`, `rpo`, `params`
-//! and `steps`. Loading never stops at the first problem: every problem is
+//! A runbook is YAML: `id`, `title`, `description`, `rto`, `rpo`, `params`,
+//! `steps` and `cleanup` (steps that run after the main ones, in drills
+//! only; loaded as steps marked [`Step::cleanup`]). Loading never stops at the first problem: every problem is
 //! collected as a [`Diagnostic`] with its line and column, so `ripcord
 //! runbook check` can show them all at once. `check.rs` adds the checks that
 //! need the whole runbook (DAG, templates).
 
 use crate::duration;
 use crate::hint;
+use crate::milestone::Milestone;
 use crate::registry::{self, Runs};
 use crate::selector::{Selector, SelectorError};
 use crate::template::{self, Condition};
@@ -84,6 +86,8 @@ pub struct Runbook {
     pub rto: Option<Duration>,
     pub rpo: Option<Duration>,
     pub params: Vec<Param>,
+    /// The main steps, then the cleanup steps (`Step::cleanup`); ids are
+    /// unique across both.
     pub steps: Vec<Step>,
     /// Where the run's notices go (`notify:`), if anywhere.
     pub notify: Option<crate::notify::Notifications>,
@@ -208,6 +212,11 @@ pub struct Step {
     pub on_failure: OnFailure,
     pub on_failure_pos: Pos,
     pub after: Option<Duration>,
+    /// From the runbook's `cleanup:` list: runs in drills only, once the
+    /// main steps are over, and never counts against the RTO.
+    pub cleanup: bool,
+    /// The rehearsal milestone this step's success reaches (`milestone:`).
+    pub milestone: Option<Milestone>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +234,8 @@ struct RawRunbook {
     _params: Option<BTreeMap<String, IgnoredAny>>,
     #[serde(rename = "steps")]
     _steps: Vec<IgnoredAny>,
+    #[serde(default, rename = "cleanup")]
+    _cleanup: Option<Vec<IgnoredAny>>,
     #[serde(default, rename = "notify")]
     _notify: Option<IgnoredAny>,
 }
@@ -269,6 +280,8 @@ struct RawStep {
     on_failure: Option<RawOnFailure>,
     #[serde(default)]
     after: Option<String>,
+    #[serde(default)]
+    milestone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -353,32 +366,12 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
 
     let mut steps: Vec<Step> = Vec::new();
     let mut broken = Vec::new();
-    if let Some(Node { kind: Kind::Seq(items), .. }) = root.get("steps") {
-        for item in items {
-            match load_step(item) {
-                Ok((s, mut d)) => {
-                    // Minor problems (a bad budget…) are reported, but the
-                    // step still takes part in the whole-runbook checks.
-                    diags.append(&mut d);
-                    if let Some(prev) = steps.iter().find(|p| p.id == s.id) {
-                        diags.push(Diagnostic::new(
-                            s.pos,
-                            format!("duplicate step id \"{}\" (first at {})", s.id, prev.pos),
-                        ));
-                    } else {
-                        steps.push(s);
-                    }
-                }
-                Err(mut d) => {
-                    if let Some(id) = item.get("id").and_then(Node::as_str) {
-                        broken.push(id.to_string());
-                    }
-                    diags.append(&mut d);
-                }
-            }
+    for (field, cleanup) in [("steps", false), ("cleanup", true)] {
+        if let Some(Node { kind: Kind::Seq(items), .. }) = root.get(field) {
+            load_steps(items, cleanup, &mut steps, &mut broken, &mut diags);
         }
     }
-    if steps.is_empty() && diags.is_empty() {
+    if !steps.iter().any(|s| !s.cleanup) && diags.is_empty() {
         let pos = root.get("steps").map_or(root.pos, |n| n.pos);
         diags.push(Diagnostic::new(pos, "a runbook needs at least one step"));
     }
@@ -387,6 +380,41 @@ pub(crate) fn load_partial(text: &str) -> Result<(Runbook, Vec<Diagnostic>), Vec
         Runbook { id: raw.id, title: raw.title, description: raw.description, rto, rpo, params, steps, notify, broken },
         diags,
     ))
+}
+
+/// Loads `items` (of `steps:` or, with `cleanup`, of `cleanup:`) into
+/// `steps`; ids are unique across both lists.
+fn load_steps(
+    items: &[Node],
+    cleanup: bool,
+    steps: &mut Vec<Step>,
+    broken: &mut Vec<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for item in items {
+        match load_step(item) {
+            Ok((mut s, mut d)) => {
+                // Minor problems (a bad budget…) are reported, but the
+                // step still takes part in the whole-runbook checks.
+                diags.append(&mut d);
+                s.cleanup = cleanup;
+                if let Some(prev) = steps.iter().find(|p| p.id == s.id) {
+                    diags.push(Diagnostic::new(
+                        s.pos,
+                        format!("duplicate step id \"{}\" (first at {})", s.id, prev.pos),
+                    ));
+                } else {
+                    steps.push(s);
+                }
+            }
+            Err(mut d) => {
+                if let Some(id) = item.get("id").and_then(Node::as_str) {
+                    broken.push(id.to_string());
+                }
+                diags.append(&mut d);
+            }
+        }
+    }
 }
 
 fn load_param(name: &str, pos: Pos, node: &Node) -> Result<Param, Vec<Diagnostic>> {
@@ -538,6 +566,10 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
         },
         Some(RawOnFailure::Steps(s)) | Some(RawOnFailure::Run { run: s }) => OnFailure::Run(s),
     };
+    let milestone = raw
+        .milestone
+        .as_deref()
+        .and_then(|m| Milestone::parse_claim(m).map_err(|e| diags.push(Diagnostic::new(pos_of("milestone"), e))).ok());
     let needs_node = node.get("needs");
     let needs = raw
         .needs
@@ -573,6 +605,8 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
         on_failure,
         on_failure_pos: pos_of("on_failure"),
         after,
+        cleanup: false,
+        milestone,
     };
     Ok((step, diags))
 }
@@ -584,6 +618,11 @@ impl Runbook {
 
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether the runbook has a `cleanup:` phase.
+    pub fn has_cleanup(&self) -> bool {
+        self.steps.iter().any(|s| s.cleanup)
     }
 
     /// Steps named by some `on_failure`: they run only when triggered.

@@ -193,6 +193,7 @@ impl Sim {
             params: s.params.clone(),
             steps,
             events: self.events.clone(),
+            milestones: model::milestones(s),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The state machine proper: one input in, the next state, events and
 //! effects out.
 
+use super::phase::Gate;
 use super::types::*;
 use crate::clock::{Millis, rfc3339};
+use crate::milestone::Milestone;
 use crate::runbook::{OnFailure, Runbook, Step};
 use crate::template::{self, Ref, RunField, Scope};
 use crate::value::Value;
@@ -58,7 +60,7 @@ impl Machine<'_> {
         self.events.push(Event { at: self.now, step: step.map(str::to_string), kind, message, facts });
     }
 
-    fn key(&self, step: &str) -> Key {
+    pub(super) fn key(&self, step: &str) -> Key {
         let attempt = self.state.steps.get(step).map_or(0, |s| s.attempt);
         Key { run: self.state.id.clone(), step: step.to_string(), attempt }
     }
@@ -252,6 +254,9 @@ impl Machine<'_> {
         let detail = if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) };
         let facts = Facts { attempt: Some(st.attempt), took_ms: Some(took), ..Facts::default() };
         self.event_with(Some(step), EventKind::StepSucceeded, format!("succeeded in {}{detail}", human(took)), facts);
+        if let Some(m) = self.rb.step(step).and_then(|d| d.milestone) {
+            self.reach(m, Some(step));
+        }
     }
 
     fn fail(&mut self, step: &str, error: String) {
@@ -296,9 +301,10 @@ impl Machine<'_> {
             Some(step),
             format!("step {step} failed after {attempts} attempt(s): {error}"),
         );
+        let phase = if def.cleanup { "cleanup step" } else { "step" };
         match &def.on_failure {
             OnFailure::Stop => {
-                self.state.failing.get_or_insert_with(|| format!("step {step} failed: {error}"));
+                self.state.failing.get_or_insert_with(|| format!("{phase} {step} failed: {error}"));
             }
             OnFailure::Continue => {}
             OnFailure::Run(handlers) => {
@@ -309,7 +315,7 @@ impl Machine<'_> {
                         hs.triggered = true;
                     }
                 }
-                self.state.failing.get_or_insert_with(|| format!("step {step} failed: {error}"));
+                self.state.failing.get_or_insert_with(|| format!("{phase} {step} failed: {error}"));
             }
         }
     }
@@ -438,36 +444,20 @@ impl Machine<'_> {
         }
         loop {
             let mut changed = false;
+            let main_over = self.main_over();
             for def in &self.rb.steps {
-                let Some(st) = self.state.steps.get(&def.id) else { continue };
-                if st.status != StepStatus::Pending {
+                if self.state.steps.get(&def.id).is_none_or(|st| st.status != StepStatus::Pending) {
                     continue;
                 }
-                let is_handler = self.rb.handlers().contains(&def.id.as_str());
-                if is_handler && !st.triggered {
-                    continue;
-                }
-                if self.state.failing.is_some() && !is_handler {
-                    continue;
-                }
-                // Needs: all done well → go; one failed or skipped by failure → skip.
-                let mut ready = true;
-                let mut blocked = None;
-                for (n, _) in &def.needs {
-                    match self.state.steps.get(n).map(|s| &s.status) {
-                        Some(StepStatus::Succeeded) => {}
-                        Some(StepStatus::Skipped { need: None, .. }) => {}
-                        Some(StepStatus::Failed) | Some(StepStatus::Skipped { .. }) => blocked = Some(n.clone()),
-                        _ => ready = false,
+                let gate = if def.cleanup { self.cleanup_gate(def, main_over) } else { self.main_gate(def) };
+                match gate {
+                    Gate::Wait => continue,
+                    Gate::Skip { reason, need } => {
+                        self.skip(&def.id, reason, need);
+                        changed = true;
+                        continue;
                     }
-                }
-                if let Some(n) = blocked {
-                    self.skip(&def.id, format!("needs {n}, which did not succeed"), Some(n));
-                    changed = true;
-                    continue;
-                }
-                if !ready {
-                    continue;
+                    Gate::Go => {}
                 }
                 if let Some((cond, _)) = &def.when {
                     match cond.eval(&RunScope(&self.state)) {
@@ -489,18 +479,7 @@ impl Machine<'_> {
                     }
                 }
                 if let Some(after) = def.after {
-                    let until = self.now + ms(after);
-                    if let Some(st) = self.state.steps.get_mut(&def.id) {
-                        st.status = StepStatus::Deferred { until };
-                    }
-                    let facts = Facts { until: Some(until), ..Facts::default() };
-                    self.event_with(
-                        Some(&def.id),
-                        EventKind::StepDeferred,
-                        format!("deferred until {}", rfc3339(until)),
-                        facts,
-                    );
-                    self.effects.push(Effect::Timer { key: self.key(&def.id), kind: TimerKind::After, at: until });
+                    self.defer(&def.id, after);
                 } else {
                     self.begin(&def.id);
                 }
@@ -511,6 +490,43 @@ impl Machine<'_> {
             }
         }
         self.settle();
+    }
+
+    /// Whether a pending main step may start: a handler once triggered,
+    /// anything else while the run is not failing; all its needs done well
+    /// (or skipped by their condition). A need that failed, or was skipped
+    /// because of a failure, skips it.
+    fn main_gate(&self, def: &Step) -> Gate {
+        let is_handler = self.rb.handlers().contains(&def.id.as_str());
+        let triggered = self.state.steps.get(&def.id).is_some_and(|st| st.triggered);
+        if (is_handler && !triggered) || (self.state.failing.is_some() && !is_handler) {
+            return Gate::Wait;
+        }
+        let mut ready = true;
+        let mut blocked = None;
+        for (n, _) in &def.needs {
+            match self.state.steps.get(n).map(|s| &s.status) {
+                Some(StepStatus::Succeeded) => {}
+                Some(StepStatus::Skipped { need: None, .. }) => {}
+                Some(StepStatus::Failed) | Some(StepStatus::Skipped { .. }) => blocked = Some(n.clone()),
+                _ => ready = false,
+            }
+        }
+        match blocked {
+            Some(n) => Gate::Skip { reason: format!("needs {n}, which did not succeed"), need: Some(n) },
+            None if ready => Gate::Go,
+            None => Gate::Wait,
+        }
+    }
+
+    fn defer(&mut self, step: &str, after: std::time::Duration) {
+        let until = self.now + ms(after);
+        if let Some(st) = self.state.steps.get_mut(step) {
+            st.status = StepStatus::Deferred { until };
+        }
+        let facts = Facts { until: Some(until), ..Facts::default() };
+        self.event_with(Some(step), EventKind::StepDeferred, format!("deferred until {}", rfc3339(until)), facts);
+        self.effects.push(Effect::Timer { key: self.key(step), kind: TimerKind::After, at: until });
     }
 
     fn skip(&mut self, step: &str, reason: String, need: Option<String>) {
@@ -528,8 +544,11 @@ impl Machine<'_> {
     }
 
     /// Records recovery and the end of the run when their time has come.
+    /// Recovery is the main steps' alone; the run ends once its cleanup
+    /// steps are done too.
     fn settle(&mut self) {
         let handlers = self.rb.handlers();
+        let cleanup: Vec<&str> = self.rb.steps.iter().filter(|s| s.cleanup).map(|s| s.id.as_str()).collect();
         let relevant = |id: &str, st: &StepState| !handlers.contains(&id) || st.triggered;
         let any_active = self.state.steps.iter().any(|(id, s)| relevant(id, s) && s.status.is_active());
         if let Some(reason) = self.state.failing.clone() {
@@ -538,7 +557,9 @@ impl Machine<'_> {
                 .steps
                 .iter()
                 .any(|(id, s)| handlers.contains(&id.as_str()) && s.triggered && s.status == StepStatus::Pending);
-            if !any_active && !handler_pending {
+            let cleanup_left =
+                self.state.steps.iter().any(|(id, s)| cleanup.contains(&id.as_str()) && !s.status.is_terminal());
+            if !any_active && !handler_pending && !cleanup_left {
                 self.state.status = RunStatus::Failed;
                 self.state.finished_at = Some(self.now);
                 let facts = Facts { error: Some(reason.clone()), ..Facts::default() };
@@ -549,19 +570,13 @@ impl Machine<'_> {
         }
         let all_done = self.state.steps.iter().all(|(id, s)| !relevant(id, s) || s.status.is_terminal());
         let recovered = self.state.steps.iter().all(|(id, s)| {
-            !relevant(id, s) || s.status.is_terminal() || matches!(s.status, StepStatus::Deferred { .. })
+            !relevant(id, s)
+                || cleanup.contains(&id.as_str())
+                || s.status.is_terminal()
+                || matches!(s.status, StepStatus::Deferred { .. })
         });
         if recovered && self.state.recovered_at.is_none() {
-            self.state.recovered_at = Some(self.now);
-            let rto = self.rb.rto.map(|r| format!(" of the {} RTO", crate::duration::format(r))).unwrap_or_default();
-            let since = self.now - self.state.incident_at;
-            let facts = Facts { since_incident_ms: Some(since), rto_ms: self.rb.rto.map(ms), ..Facts::default() };
-            self.event_with(
-                None,
-                EventKind::Recovered,
-                format!("recovered {} after the incident{rto}", human(since)),
-                facts,
-            );
+            self.recovered();
         }
         if all_done {
             let failed: Vec<&str> = self
@@ -577,6 +592,24 @@ impl Machine<'_> {
                 if failed.is_empty() { String::new() } else { format!(" (tolerated failures: {})", failed.join(", ")) };
             self.event(None, EventKind::RunSucceeded, format!("run succeeded{tolerated}"));
             self.announce_end();
+        }
+    }
+
+    /// The end of the RTO clock, and the `done` milestone unless a step
+    /// claims it.
+    fn recovered(&mut self) {
+        self.state.recovered_at = Some(self.now);
+        let rto = self.rb.rto.map(|r| format!(" of the {} RTO", crate::duration::format(r))).unwrap_or_default();
+        let since = self.now - self.state.incident_at;
+        let facts = Facts { since_incident_ms: Some(since), rto_ms: self.rb.rto.map(ms), ..Facts::default() };
+        self.event_with(
+            None,
+            EventKind::Recovered,
+            format!("recovered {} after the incident{rto}", human(since)),
+            facts,
+        );
+        if !self.rb.steps.iter().any(|s| s.milestone == Some(Milestone::Done)) {
+            self.reach(Milestone::Done, None);
         }
     }
 }

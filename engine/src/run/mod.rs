@@ -12,6 +12,7 @@
 
 mod machine;
 mod notices;
+mod phase;
 mod start;
 mod types;
 

@@ -70,6 +70,7 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
         recovered_at: None,
         finished_at: None,
         notify_webhook,
+        milestones: Default::default(),
     };
     let mut t = Machine { rb, state, effects: Vec::new(), events: Vec::new(), now };
     t.event(
@@ -77,6 +78,7 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
         EventKind::RunStarted,
         format!("{} run of {} started; incident at {}", new.mode, rb.id, rfc3339(incident_at)),
     );
+    t.reach(crate::milestone::Milestone::KickOff, None);
     t.announce_start();
     t.schedule();
     Ok(t.finish())

@@ -2,6 +2,7 @@
 //! and the events of its log.
 
 use crate::clock::Millis;
+use crate::milestone::{self, Milestone};
 use crate::runbook::Target;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
@@ -176,6 +177,10 @@ pub struct RunState {
     /// when the run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_webhook: Option<String>,
+    /// When the run reached each rehearsal milestone, the first time
+    /// (`kick_off` at its start); absent in states stored before them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub milestones: milestone::Reached,
 }
 
 impl RunState {
@@ -452,6 +457,9 @@ pub struct Facts {
     pub notice: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,
+    /// The rehearsal milestone reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milestone: Option<Milestone>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +488,9 @@ pub enum EventKind {
     Notified,
     NotifyFailed,
     Ignored,
+    /// A rehearsal milestone was reached (`Facts::milestone`), the first
+    /// time.
+    MilestoneReached,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use ripcord_engine::check::check;
-use ripcord_engine::run::{Effect, EventKind, Input, NewRun, Rejected, RunState, TimerKind, Transition, apply, start};
+use ripcord_engine::run::{
+    Effect, EventKind, Input, Mode, NewRun, Rejected, RunState, TimerKind, Transition, apply, start,
+};
 use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
 use std::collections::BTreeMap;
@@ -25,9 +27,21 @@ impl Sim {
         Self::start(rb, params, None)
     }
 
+    /// A drill of `yaml` (checked) with `params`.
+    pub fn drill(yaml: &str, params: &[(&str, &str)]) -> Self {
+        let rb = check(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
+        let params = params.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect();
+        Self::start_in(Mode::Drill, rb, params, None)
+    }
+
     /// A run of `rb` started at `T0`, its incident at `incident_at` (else `T0`).
     pub fn start(rb: Runbook, params: BTreeMap<String, Value>, incident_at: Option<i64>) -> Self {
-        let new = NewRun { id: "run00001abc".into(), mode: ripcord_engine::run::Mode::Recovery, params, incident_at };
+        Self::start_in(Mode::Recovery, rb, params, incident_at)
+    }
+
+    /// A run in `mode` of `rb` started at `T0`.
+    pub fn start_in(mode: Mode, rb: Runbook, params: BTreeMap<String, Value>, incident_at: Option<i64>) -> Self {
+        let new = NewRun { id: "run00001abc".into(), mode, params, incident_at };
         let t = start(&rb, new, T0).unwrap();
         let mut sim = Sim { state: t.state.clone(), rb, now: T0, effects: vec![], events: vec![] };
         sim.absorb(t);
