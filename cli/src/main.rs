@@ -19,6 +19,7 @@ use ripcord_proto::v1::{
     AbortRunRequest, ApproveStepRequest, GetRunRequest, HealthRequest, ListAgentsRequest, ListRunsRequest,
     PingAgentsRequest, RetryRunRequest, StartRunRequest,
 };
+use ripcord_proto::v1::{DrillHistoryRequest, ListDrillsRequest, RunDrillNowRequest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -67,7 +68,9 @@ enum Command {
     /// Check and plan runbooks (offline).
     #[command(subcommand)]
     Runbook(RunbookCmd),
-    /// Drill schedules (drills.yaml): check them, see what comes next (offline).
+    /// Drill schedules: check a drills.yaml and see what comes next
+    /// (offline), or ask the coordinator what it schedules, run one now, and
+    /// see their history.
     #[command(subcommand)]
     Drills(DrillsCmd),
     /// Start a run of a runbook (a built-in id or a file); prints the run id.
@@ -84,6 +87,11 @@ enum Command {
         /// A rehearsal, not a real recovery.
         #[arg(long)]
         drill: bool,
+        /// The environment it runs in ([environments.NAME] in the
+        /// coordinator's config): its param defaults apply, and a drill may
+        /// touch only what it holds and nothing of a protected one.
+        #[arg(long = "env")]
+        environment: Option<String>,
     },
     /// List runs, newest first.
     Runs {
@@ -154,6 +162,14 @@ enum RunbookCmd {
         /// Do not ask the coordinator about agents.
         #[arg(long)]
         offline: bool,
+        /// Plan a drill: the coordinator says whether it would start, or
+        /// which step would touch which protected resource.
+        #[arg(long)]
+        drill: bool,
+        /// The environment the run would be in (its param defaults and, for
+        /// a drill, its guard); asks the coordinator.
+        #[arg(long = "env", conflicts_with = "offline")]
+        environment: Option<String>,
     },
     /// The built-in runbooks.
     List,
@@ -173,6 +189,20 @@ enum DrillsCmd {
         /// How many occurrences of each drill.
         #[arg(long, default_value_t = 1)]
         count: usize,
+    },
+    /// The drills the coordinator schedules, each with its next occurrence.
+    List,
+    /// Start a drill now, outside its schedule (its environment and guard as
+    /// for a scheduled one); prints the run id.
+    RunNow {
+        /// The drill's name.
+        name: String,
+    },
+    /// Past drills: RTO achieved against the target, the trend over the
+    /// quarters, missed and refused occurrences.
+    History {
+        /// Only this drill.
+        name: Option<String>,
     },
 }
 
@@ -304,8 +334,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Agents(args) => remote(&cli.conn, |s| agents(s, args)),
         Command::Status => remote(&cli.conn, status),
         Command::Runbook(cmd) => runbook(&cli.conn, cmd),
-        Command::Drills(cmd) => drills(cmd),
-        Command::Run { runbook, params, incident_at, drill } => {
+        Command::Drills(cmd) => drills(&cli.conn, cmd),
+        Command::Run { runbook, params, incident_at, drill, environment } => {
             let source = rbk::resolve(&runbook).map_err(usage)?;
             if !source.builtin {
                 // Refuse a broken file here, with positions, before asking anyone.
@@ -313,7 +343,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     return Err(usage(anyhow::anyhow!("{}", errors.join("\n"))));
                 }
             }
-            remote(&cli.conn, |s| start_run(s, source, params, incident_at, drill))
+            let start = Start { source, params, incident_at, drill, environment };
+            remote(&cli.conn, |s| async move {
+                let mut c = client::connect(&s).await?;
+                let r = c.start_run(start.request(false)).await.map_err(|e| client::explain(&e))?.into_inner();
+                println!("{}", r.run_id);
+                Ok(ExitCode::SUCCESS)
+            })
         }
         Command::Runs { json } => remote(&cli.conn, |s| list_runs(s, json)),
         Command::Show { run, json } => remote(&cli.conn, |s| show_run(s, run, json)),
@@ -345,8 +381,28 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-fn drills(cmd: DrillsCmd) -> Result<ExitCode, Failure> {
+fn drills(conn: &ConnArgs, cmd: DrillsCmd) -> Result<ExitCode, Failure> {
     match cmd {
+        DrillsCmd::List => remote(conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let r = c.list_drills(ListDrillsRequest {}).await.map_err(|e| client::explain(&e))?.into_inner();
+            println!("drills file: {}", r.drills_file);
+            print!("{}", ripcord_cli::drills::render_list(&r.drills));
+            Ok(ExitCode::SUCCESS)
+        }),
+        DrillsCmd::RunNow { name } => remote(conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let r = c.run_drill_now(RunDrillNowRequest { name }).await.map_err(|e| client::explain(&e))?;
+            println!("{}", r.into_inner().run_id);
+            Ok(ExitCode::SUCCESS)
+        }),
+        DrillsCmd::History { name } => remote(conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let req = DrillHistoryRequest { name: name.unwrap_or_default() };
+            let r = c.drill_history(req).await.map_err(|e| client::explain(&e))?.into_inner();
+            print!("{}", ripcord_cli::drills::render_history(&r.occurrences));
+            Ok(ExitCode::SUCCESS)
+        }),
         DrillsCmd::Check { files } => {
             let mut bad = 0;
             for f in &files {
@@ -401,8 +457,12 @@ fn runbook(conn: &ConnArgs, cmd: RunbookCmd) -> Result<ExitCode, Failure> {
             }
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RunbookCmd::Plan { runbook, params, offline } => {
+        RunbookCmd::Plan { runbook, params, offline, drill, environment } => {
             let source = rbk::resolve(&runbook).map_err(usage)?;
+            if drill || environment.is_some() {
+                let start = Start { source, params, incident_at: None, drill, environment };
+                return plan_verdict(conn, start);
+            }
             let rb = rbk::check(&source).map_err(|errors| usage(anyhow::anyhow!("{}", errors.join("\n"))))?;
             // Parameters are checked exactly as a run would check them.
             let new = ripcord_engine::run::NewRun {
@@ -463,24 +523,51 @@ fn coordinator_for_plan(
     result.ok()
 }
 
-async fn start_run(
-    s: settings::Settings,
+/// A run to start, as the operator gave it.
+struct Start {
     source: rbk::Source,
     params: Vec<(String, String)>,
     incident_at: Option<String>,
     drill: bool,
-) -> Result<ExitCode, Failure> {
-    let mut c = client::connect(&s).await?;
-    let req = StartRunRequest {
-        runbook: source.name.clone(),
-        runbook_text: if source.builtin { String::new() } else { source.text },
-        params: params.into_iter().collect(),
-        incident_at: incident_at.unwrap_or_default(),
-        drill,
+    environment: Option<String>,
+}
+
+impl Start {
+    fn request(&self, check_only: bool) -> StartRunRequest {
+        StartRunRequest {
+            runbook: self.source.name.clone(),
+            runbook_text: if self.source.builtin { String::new() } else { self.source.text.clone() },
+            params: self.params.iter().cloned().collect(),
+            incident_at: self.incident_at.clone().unwrap_or_default(),
+            drill: self.drill,
+            environment: self.environment.clone().unwrap_or_default(),
+            check_only,
+        }
+    }
+}
+
+/// `runbook plan --drill` or `--env`: the plan, and the coordinator's
+/// verdict on such a start (the environment's params; for a drill, which
+/// step would touch which protected resource), from the very check a start
+/// makes.
+fn plan_verdict(conn: &ConnArgs, start: Start) -> Result<ExitCode, Failure> {
+    let rb = rbk::check(&start.source).map_err(|errors| usage(anyhow::anyhow!("{}", errors.join("\n"))))?;
+    print!("{}", rbk::render_plan(&rb, &ripcord_engine::plan::plan(&rb), None, &|_| None));
+    let what = match (&start.environment, start.drill) {
+        (Some(env), true) => format!("a drill in environment {env}"),
+        (Some(env), false) => format!("a recovery in environment {env}"),
+        (None, _) => "a drill".to_string(),
     };
-    let r = c.start_run(req).await.map_err(|e| client::explain(&e))?.into_inner();
-    println!("{}", r.run_id);
-    Ok(ExitCode::SUCCESS)
+    remote(conn, |s| async move {
+        let mut c = client::connect(&s).await?;
+        match c.start_run(start.request(true)).await {
+            Ok(_) => {
+                println!("{what} would start: its params check, and nothing it would touch is protected");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(anyhow::anyhow!("{what} would be refused: {}", e.message()).into()),
+        }
+    })
 }
 
 async fn get_view(

@@ -52,12 +52,15 @@ async fn one(name: &str, chain: bool, steps: usize) {
     let t = Instant::now();
     let id = runs
         .start(StartRequest {
+            id: None,
             source: "bench".into(),
             text: runbook(steps, chain),
             params: Default::default(),
             incident_at: None,
             mode: Mode::Drill,
             by: Actor { name: "bench".into(), role: "operator".into() },
+            environment: None,
+            parent: None,
         })
         .await
         .expect("start");

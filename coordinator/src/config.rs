@@ -45,6 +45,10 @@ pub struct Config {
     pub kube: Option<crate::integrations::kube::KubeConfig>,
     /// Credentials runbooks name (`[credentials.NAME]`), paths resolved.
     pub credentials: BTreeMap<String, crate::credentials::CredentialConfig>,
+    /// Environments (`[environments.NAME]`), secret param paths resolved.
+    pub environments: BTreeMap<String, crate::environments::EnvironmentSection>,
+    /// The drill schedules (`drills.yaml`) the scheduler runs, if any.
+    pub drills: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +99,17 @@ struct File {
     /// `{{ credentials.NAME.user }}`, `.password` or `.password_url_encoded`.
     #[serde(default)]
     credentials: BTreeMap<String, crate::credentials::CredentialConfig>,
+    /// Environments: what each holds (agents, Atlas project and clusters,
+    /// secrets, namespaces) and its param defaults. Drills name one and may
+    /// touch only what it holds; `prod` (and any `protected = true`) is
+    /// never touched by a drill.
+    #[serde(default)]
+    environments: BTreeMap<String, crate::environments::EnvironmentSection>,
+    /// The drill schedules file (`drills.yaml`, see `ripcord drills check`):
+    /// the coordinator starts each occurrence itself. Without it, no
+    /// scheduler runs.
+    #[serde(default)]
+    drills: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +189,15 @@ impl Config {
                     (name, c)
                 })
                 .collect(),
+            environments: file
+                .environments
+                .into_iter()
+                .map(|(name, mut e)| {
+                    e.resolve_paths(base);
+                    (name, e)
+                })
+                .collect(),
+            drills: file.drills.map(resolve),
         })
     }
 }

@@ -17,6 +17,7 @@
 use crate::integrations::{Outcome, Performer, Request};
 use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
 use ripcord_engine::clock::Millis;
+use ripcord_engine::environment::{self, Environment, Refusal};
 use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, Key, NewRun, RunState, Transition};
 use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
@@ -39,12 +40,25 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("cannot commit run changes: {0}")]
     Commit(#[source] store::Error),
+    /// A start that names its run id found that run already there: the
+    /// scheduler's and sub-runs' way of starting something exactly once.
+    #[error("run {0} already exists")]
+    Exists(String),
+    /// A drill that would touch what it may not (a protected environment's
+    /// resource, an agent outside its own): nothing was started.
+    #[error("{}", refused_text(.0))]
+    Refused(Vec<Refusal>),
     #[error("the run driver has stopped")]
     Stopped,
 }
 
 /// How a run is started.
 pub struct StartRequest {
+    /// The run id to use, for starts that must happen exactly once (a
+    /// scheduled occurrence, a sub-run): a second start with the same id is
+    /// refused with [`Error::Exists`] and changes nothing. `None`: a fresh
+    /// random id.
+    pub id: Option<String>,
     /// `builtin:ID` or the file name the runbook came from.
     pub source: String,
     pub text: String,
@@ -52,10 +66,46 @@ pub struct StartRequest {
     pub incident_at: Option<Millis>,
     pub mode: run::Mode,
     pub by: Actor,
+    /// The environment it runs in (`[environments.NAME]`): its param
+    /// defaults fill in what the request does not give, and a drill may
+    /// touch only its agents.
+    pub environment: Option<String>,
+    /// The run whose `runbook.run` step starts this one.
+    pub parent: Option<String>,
+}
+
+/// The environments the coordinator declares, and what a drill is checked
+/// against besides them.
+#[derive(Debug, Default)]
+pub struct Environments {
+    pub list: Vec<Environment>,
+    /// The namespace `k8s.*` steps get when they name none (`[kube]`).
+    pub default_namespace: Option<String>,
+}
+
+impl Environments {
+    pub fn get(&self, name: &str) -> Result<&Environment, Error> {
+        self.list.iter().find(|e| e.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.list.iter().map(|e| e.name.as_str()).collect();
+            let hint = ripcord_engine::hint::closest(name, names.iter().copied())
+                .map(|c| format!(" (did you mean \"{c}\"?)"))
+                .unwrap_or_default();
+            let declared = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+            Error::Invalid(format!(
+                "no environment \"{name}\"{hint}; the coordinator's config declares: {declared} ([environments.NAME])"
+            ))
+        })
+    }
+}
+
+fn refused_text(refusals: &[Refusal]) -> String {
+    let lines: Vec<String> = refusals.iter().map(|r| format!("  {r}")).collect();
+    format!("a drill may not touch these, so it was not started (nothing was touched):\n{}", lines.join("\n"))
 }
 
 enum Msg {
     Start { req: StartRequest, reply: oneshot::Sender<Result<String, Error>> },
+    Check { req: StartRequest, reply: oneshot::Sender<Result<(), Error>> },
     Operate { run_id: String, input: Input, by: Actor, reply: oneshot::Sender<Result<(), Error>> },
     Done { effect: String, run_id: String, input: Input },
 }
@@ -65,12 +115,23 @@ enum Msg {
 pub struct Runs {
     tx: mpsc::Sender<Msg>,
     store: Store,
+    /// The id of each run as it finishes (committed).
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Runs {
     pub async fn start(&self, req: StartRequest) -> Result<String, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Start { req, reply }).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Everything [`Runs::start`] would check (the runbook, params,
+    /// credentials, a drill's environment), without starting anything:
+    /// `runbook plan --drill --env` gives the verdict a start would.
+    pub async fn check(&self, req: StartRequest) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Check { req, reply }).await.map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
     }
 
@@ -97,6 +158,31 @@ impl Runs {
         }
     }
 
+    /// The id of each run as it finishes, from now on.
+    pub fn subscribe_finished(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.finished.subscribe()
+    }
+
+    /// The run `id` once it has finished (at once if it has).
+    pub async fn finished(&self, id: &str) -> Result<RunRecord, Error> {
+        let mut rx = self.finished.subscribe();
+        // Bounded by the runs that finish meanwhile; each wake rechecks the store.
+        loop {
+            let record = self.store.run(id)?.ok_or_else(|| Error::NotFound(format!("no run \"{id}\"")))?;
+            if record.state.status.is_finished() {
+                return Ok(record);
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(done) if done == id => break,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
+                }
+            }
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<RunRecord>, Error> {
         Ok(self.store.runs()?)
     }
@@ -119,6 +205,8 @@ pub struct Driver {
     tx: mpsc::WeakSender<Msg>,
     live: HashMap<String, Live>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+    environments: Arc<Environments>,
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 /// What one batch will commit and then do.
@@ -139,11 +227,20 @@ impl Driver {
         clock: Arc<dyn Fn() -> Millis + Send + Sync>,
     ) -> (Self, Runs) {
         let (tx, rx) = mpsc::channel(4096);
-        let runs = Runs { tx: tx.clone(), store: store.clone() };
-        let driver = Driver { store, performer, rx, tx: tx.downgrade(), live: HashMap::new(), clock };
+        let (finished, _) = tokio::sync::broadcast::channel(256);
+        let runs = Runs { tx: tx.clone(), store: store.clone(), finished: finished.clone() };
+        let environments = Arc::default();
+        let live = HashMap::new();
+        let driver = Driver { store, performer, rx, tx: tx.downgrade(), live, clock, environments, finished };
         // The handles keep the channel open; the driver only holds a weak sender.
         drop(tx);
         (driver, runs)
+    }
+
+    /// The environments runs may name.
+    pub fn with_environments(mut self, environments: Arc<Environments>) -> Self {
+        self.environments = environments;
+        self
     }
 
     /// Resumes unfinished runs, then serves messages until every handle is gone.
@@ -220,6 +317,9 @@ impl Driver {
                     }
                 }
             }
+            Msg::Check { req, reply } => {
+                let _ = reply.send(self.prepare(req, None).map(|_| ()));
+            }
             Msg::Operate { run_id, input, by, reply } => {
                 match self.operate(&run_id, &self.conceal(input), &by, batch) {
                     Ok(()) => batch.replies.push(Box::new(move |ok| {
@@ -239,6 +339,36 @@ impl Driver {
     }
 
     fn start(&mut self, req: StartRequest, batch: &mut Batch) -> Result<String, Error> {
+        let id = match &req.id {
+            Some(id) => {
+                if self.live.contains_key(id) || self.store.run(id)?.is_some() {
+                    return Err(Error::Exists(id.clone()));
+                }
+                id.clone()
+            }
+            None => loop {
+                let id = format!("{:016x}", fastrand::u64(..));
+                if !self.live.contains_key(&id) && self.store.run(&id)?.is_none() {
+                    break id;
+                }
+            },
+        };
+        let (source, text, by, mode) = (req.source.clone(), req.text.clone(), req.by.clone(), req.mode);
+        let (environment, parent) = (req.environment.clone(), req.parent.clone());
+        let (rb, t) = self.prepare(req, Some(id.clone()))?;
+        let mut record = RunRecord::new(source, text, t.state.clone(), by.clone());
+        record.environment = environment;
+        record.parent = parent;
+        info!(run = %id, runbook = %rb.id, by = %by, mode = %mode, "run started");
+        self.live.insert(id.clone(), Live { rb: Arc::new(rb), record });
+        self.stage(&id, t, Some(&by), None, batch);
+        Ok(id)
+    }
+
+    /// Checks a start and works out its first transition, changing
+    /// nothing: the runbook, the params (with the environment's defaults),
+    /// the credentials it names, and for a drill the environment guard.
+    fn prepare(&self, req: StartRequest, id: Option<String>) -> Result<(Runbook, Transition), Error> {
         let rb = ripcord_engine::check::check(&req.text).map_err(|d| {
             Error::Invalid(format!(
                 "runbook {} does not check:\n{}",
@@ -246,15 +376,13 @@ impl Driver {
                 d.iter().map(|d| format!("  {}:{d}", req.source)).collect::<Vec<_>>().join("\n")
             ))
         })?;
-        let id = loop {
-            let id = format!("{:016x}", fastrand::u64(..));
-            if !self.live.contains_key(&id) && self.store.run(&id).ok().flatten().is_none() {
-                break id;
-            }
+        let environment = req.environment.as_deref().map(|name| self.environments.get(name)).transpose()?;
+        let params = match environment {
+            Some(e) => e.fill(&rb, req.params),
+            None => req.params,
         };
-        let now = self.now();
-        let new = NewRun { id: id.clone(), mode: req.mode, params: req.params, incident_at: req.incident_at };
-        let t = run::start(&rb, new, now).map_err(|e| Error::Invalid(e.0))?;
+        let new = NewRun { id: id.unwrap_or_default(), mode: req.mode, params, incident_at: req.incident_at };
+        let t = run::start(&rb, new, self.now()).map_err(|e| Error::Invalid(e.0))?;
         let missing: Vec<String> = run::credentials_needed(&rb, &t.state.params)
             .into_iter()
             .filter(|(name, _)| !self.performer.has_credential(name))
@@ -267,11 +395,22 @@ impl Driver {
                 missing.join("\n")
             )));
         }
-        let record = RunRecord::new(req.source, req.text, t.state.clone(), req.by.clone());
-        info!(run = %id, runbook = %rb.id, by = %req.by, mode = %req.mode, "run started");
-        self.live.insert(id.clone(), Live { rb: Arc::new(rb), record });
-        self.stage(&id, t, Some(&req.by), None, batch);
-        Ok(id)
+        if req.mode == run::Mode::Drill {
+            let fleet = self.store.agents()?;
+            let agents: Vec<environment::Agent> =
+                fleet.iter().map(|a| environment::Agent { id: &a.agent_id, labels: &a.labels }).collect();
+            let guard = environment::Guard {
+                environments: &self.environments.list,
+                own: environment,
+                agents: &agents,
+                default_namespace: self.environments.default_namespace.as_deref(),
+            };
+            let refusals = environment::refusals(&rb, &t.state.params, &guard);
+            if !refusals.is_empty() {
+                return Err(Error::Refused(refusals));
+            }
+        }
+        Ok((rb, t))
     }
 
     /// What an operator typed, with any credential value the coordinator
@@ -400,6 +539,8 @@ impl Driver {
             if record.state.status.is_finished() {
                 info!(run = %id, status = %record.state.status, "run finished");
                 self.live.remove(id);
+                // Nobody listening is fine.
+                let _ = self.finished.send(id.clone());
             }
         }
         for e in batch.effects {

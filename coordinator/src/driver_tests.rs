@@ -67,12 +67,15 @@ fn clock() -> Arc<dyn Fn() -> Millis + Send + Sync> {
 
 fn start_req(text: &str) -> StartRequest {
     StartRequest {
+        id: None,
         source: "test.yaml".into(),
         text: text.into(),
         params: BTreeMap::new(),
         incident_at: None,
         mode: run::Mode::Drill,
         by: Actor { name: "alice".into(), role: "operator".into() },
+        environment: None,
+        parent: None,
     }
 }
 
@@ -213,4 +216,22 @@ async fn a_failed_commit_stops_the_driver_with_the_error_and_tells_the_caller() 
     let stopped = task.await.unwrap().expect_err("the driver stops");
     assert_eq!(stopped.to_string(), "cannot commit run changes: store: commit 2 failed: no space left on device");
     assert_eq!(store.runs().unwrap().len(), 1, "nothing of the failed commit is stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_with_a_given_id_happens_once() {
+    let store = Store::memory();
+    let (driver, runs) = Driver::new(store.clone(), Fake::new(&store, true), clock());
+    tokio::spawn(driver.run());
+    let given = || StartRequest { id: Some("00000000feedbeef".into()), ..start_req(ONE_STEP) };
+    let (first, second) = tokio::join!(runs.start(given()), runs.start(given()));
+    let started = [&first, &second].iter().filter(|r| r.as_ref().is_ok_and(|id| id == "00000000feedbeef")).count();
+    let refused =
+        [&first, &second].iter().filter(|r| matches!(r, Err(Error::Exists(id)) if id == "00000000feedbeef")).count();
+    assert_eq!((started, refused), (1, 1), "{first:?} {second:?}");
+    assert_eq!(store.runs().unwrap().len(), 1);
+    // Once finished and out of memory, the stored run still refuses it.
+    settle("the run finished", || status(&store, "00000000feedbeef").is_finished()).await;
+    assert!(matches!(runs.start(given()).await, Err(Error::Exists(_))));
+    assert_eq!(store.runs().unwrap().len(), 1);
 }

@@ -6,10 +6,13 @@
 
 pub mod config;
 pub mod credentials;
+pub mod drills;
 pub mod driver;
+pub mod environments;
 pub mod fleet;
 pub mod grpc;
 pub mod integrations;
+pub mod reports;
 pub mod scheduler;
 pub mod store;
 pub mod view;
@@ -37,6 +40,12 @@ pub enum Error {
     Atlas(#[from] integrations::atlas::Error),
     #[error("kubernetes: {0}")]
     Kube(#[from] integrations::kube::Error),
+    /// The drill scheduler's store failed: stop, like a failed driver commit.
+    #[error("the drill scheduler stopped: {0}; restart the coordinator")]
+    Scheduler(#[source] scheduler::Error),
+    /// A config section that cannot be used (an environment, the drills file).
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
     /// The run driver stopped (a commit failed): the coordinator stops too,
@@ -67,6 +76,14 @@ pub async fn run_with_store(
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let credentials = credentials::Credentials::load(&config.credentials)?;
+    let environments = Arc::new(driver::Environments {
+        list: environments::load_all(&config.environments).map_err(Error::Config)?,
+        default_namespace: config.kube.as_ref().map(|k| k.namespace.clone()),
+    });
+    let drills = match &config.drills {
+        Some(path) => Some(drills::load(path, &environments, ripcord_pki::clock::now_ms()).map_err(Error::Config)?),
+        None => None,
+    };
     let store = open_store()?;
     let fleet = Arc::new(Fleet::load(store.clone(), config.max_concurrent_commands)?);
 
@@ -99,10 +116,21 @@ pub async fn run_with_store(
         actions = actions.with_kube(integrations::kube::Kube::new(kube).await?);
     }
     let configured = actions.configured();
+    let subruns = actions.subruns();
     let performer = Arc::new(actions);
     let (driver, runs) = driver::Driver::new(store.clone(), performer, Arc::new(ripcord_pki::clock::now_ms));
+    subruns.bind(runs.clone());
+    let reports = reports::Reports::new(config.data_dir.join("reports"), store.clone(), Default::default());
+    let reports_task = tokio::spawn(reports.serve(runs.clone()));
+    let driver = driver.with_environments(Arc::clone(&environments));
     let mut driver_task = tokio::spawn(driver.run());
-    let service = grpc::service::Service::new(
+    let scheduler = drills.map(|loaded| {
+        info!(drills = loaded.drills.drills.len(), "drill scheduler running");
+        let launcher = Arc::new(drills::DriverLauncher { runs: runs.clone(), runbooks: loaded.runbooks });
+        let tell = Arc::new(drills::WebhookTell { environments: Arc::clone(&environments), http: Default::default() });
+        scheduler::Scheduler::new(loaded.drills, store.clone(), launcher, tell, Arc::new(ripcord_pki::clock::now_ms))
+    });
+    let mut service = grpc::service::Service::new(
         Arc::clone(&fleet),
         runs,
         grpc::service::Settings {
@@ -110,8 +138,16 @@ pub async fn run_with_store(
             ping_timeout: config.ping_timeout,
             credentials: credential_names,
             integrations: configured,
+            drills_file: config.drills.clone(),
         },
     );
+    let mut scheduler_task = match scheduler {
+        Some(s) => {
+            service = service.with_drills(s.handle());
+            tokio::spawn(s.run(std::future::pending()))
+        }
+        None => tokio::spawn(std::future::pending()),
+    };
     let incoming = grpc::tls::incoming(listener, Arc::clone(&tls.config), config.handshake_timeout);
 
     let checkpointing = Arc::clone(&fleet);
@@ -148,6 +184,15 @@ pub async fn run_with_store(
     // one. Stop, and let systemd or Kubernetes start a fresh process.
     tokio::select! {
         served = server => served?,
+        stopped = &mut scheduler_task => {
+            checkpoints.abort();
+            fleet.close_all();
+            return Err(match stopped {
+                Ok(Err(e)) => Error::Scheduler(e),
+                Ok(Ok(())) => Error::Config("the drill scheduler stopped".into()),
+                Err(e) => Error::DriverPanicked(format!("drill scheduler: {e}")),
+            });
+        }
         stopped = &mut driver_task => {
             checkpoints.abort();
             fleet.close_all();
@@ -159,6 +204,8 @@ pub async fn run_with_store(
         }
     }
     checkpoints.abort();
+    reports_task.abort();
+    scheduler_task.abort();
     driver_task.abort();
     fleet.checkpoint();
     fleet.flush();

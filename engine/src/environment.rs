@@ -161,9 +161,23 @@ pub struct Guard<'a> {
 /// Arguments that only a step's outputs fill in (a cluster the run creates)
 /// are not known at start and so are not refused.
 pub fn refusals(rb: &Runbook, params: &BTreeMap<String, Value>, guard: &Guard) -> Vec<Refusal> {
+    refusals_within(rb, params, guard, 0)
+}
+
+/// How deep `runbook.run` children are followed.
+const MAX_DEPTH: usize = 4;
+
+fn refusals_within(rb: &Runbook, params: &BTreeMap<String, Value>, guard: &Guard, depth: usize) -> Vec<Refusal> {
     let scope = DrillScope(params);
     let mut out = Vec::new();
     for step in &rb.steps {
+        if depth < MAX_DEPTH
+            && let Some((child, child_params)) = child_run(step, &scope, guard)
+        {
+            for r in refusals_within(&child, &child_params, guard, depth + 1) {
+                out.push(Refusal { step: format!("{} > {}", step.id, r.step), ..r });
+            }
+        }
         for resource in touches(step, &scope, guard) {
             if let Some(env) = guard.environments.iter().find(|e| e.is_protected() && e.holds(&resource)) {
                 out.push(Refusal { step: step.id.clone(), resource, reason: Reason::Protected(env.name.clone()) });
@@ -180,6 +194,30 @@ pub fn refusals(rb: &Runbook, params: &BTreeMap<String, Value>, guard: &Guard) -
         }
     }
     out
+}
+
+/// A `runbook.run` step's child runbook and the params it would start
+/// with (its own defaults and the drill environment's), when known.
+fn child_run(
+    step: &crate::runbook::Step,
+    scope: &DrillScope,
+    guard: &Guard,
+) -> Option<(Runbook, BTreeMap<String, Value>)> {
+    if registry::get(&step.action)?.integration() != Some(registry::Integration::Runs) {
+        return None;
+    }
+    let args = template::render_value(&Value::from_node(&step.with), scope).ok()?;
+    let child = crate::check::check(crate::builtin::get(args.get("runbook")?.as_str()?)?).ok()?;
+    let mut params = match args.get("params") {
+        Some(Value::Map(m)) => m.clone(),
+        _ => BTreeMap::new(),
+    };
+    if let Some(own) = guard.own {
+        params = own.fill(&child, params);
+    }
+    let new = crate::run::NewRun { id: "guard".into(), mode: crate::run::Mode::Drill, params, incident_at: None };
+    let t = crate::run::start(&child, new, 0).ok()?;
+    Some((child, t.state.params))
 }
 
 /// The resources one step names, as far as params tell.

@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod convert;
+pub mod drills;
 pub mod service;
 pub mod tls;

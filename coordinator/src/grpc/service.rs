@@ -5,6 +5,7 @@ use super::auth::authorize;
 use super::convert;
 use crate::driver::{self, Runs, StartRequest};
 use crate::fleet::{Fleet, Hello, Outgoing};
+use crate::scheduler::SchedulerHandle;
 use ripcord_engine::Selector;
 use ripcord_engine::auth::Access;
 use ripcord_engine::run::{Actor, Input, Mode};
@@ -13,6 +14,9 @@ use ripcord_proto::v1::{
     HealthRequest, HealthResponse, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest, ListRunbooksResponse,
     ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse, RetryRunRequest,
     RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, agent_message, agents_server, control_server,
+};
+use ripcord_proto::v1::{
+    DrillHistoryRequest, DrillHistoryResponse, ListDrillsRequest, ListDrillsResponse, RunDrillNowRequest,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,8 @@ pub struct Settings {
     pub credentials: Vec<String>,
     /// The cloud integrations configured.
     pub integrations: Vec<String>,
+    /// The drills file the scheduler runs, if any.
+    pub drills_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -39,6 +45,7 @@ pub struct Service {
     fleet: Arc<Fleet>,
     runs: Runs,
     settings: Settings,
+    drills: Option<SchedulerHandle>,
 }
 
 fn actor(id: &ripcord_engine::Identity) -> Actor {
@@ -52,6 +59,8 @@ fn status(e: driver::Error) -> Status {
         driver::Error::NotFound(m) => Status::not_found(m),
         driver::Error::Rejected(m) => Status::failed_precondition(m),
         driver::Error::Store(e) | driver::Error::Commit(e) => Status::internal(e.to_string()),
+        e @ driver::Error::Refused(_) => Status::failed_precondition(e.to_string()),
+        driver::Error::Exists(id) => Status::already_exists(format!("run {id} already exists")),
         driver::Error::Stopped => Status::unavailable("the run driver has stopped"),
     }
 }
@@ -62,7 +71,13 @@ fn nz(v: Option<i64>) -> i64 {
 
 impl Service {
     pub fn new(fleet: Arc<Fleet>, runs: Runs, settings: Settings) -> Self {
-        Self { fleet, runs, settings }
+        Self { fleet, runs, settings, drills: None }
+    }
+
+    /// The scheduler the drill RPCs answer from.
+    pub fn with_drills(mut self, drills: SchedulerHandle) -> Self {
+        self.drills = Some(drills);
+        self
     }
 
     fn runbook_of(rec: &crate::store::RunRecord) -> Result<ripcord_engine::runbook::Runbook, Status> {
@@ -188,6 +203,28 @@ fn parse_selector(s: &str) -> Result<Selector, Status> {
 
 #[tonic::async_trait]
 impl control_server::Control for Service {
+    async fn list_drills(&self, request: Request<ListDrillsRequest>) -> Result<Response<ListDrillsResponse>, Status> {
+        authorize(&request, Access::Read, "Control/ListDrills")?;
+        super::drills::list(self.drills.as_ref(), self.settings.drills_file.as_deref()).map(Response::new)
+    }
+
+    async fn run_drill_now(&self, request: Request<RunDrillNowRequest>) -> Result<Response<StartRunResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/RunDrillNow")?;
+        let name = request.into_inner().name;
+        let run_id = super::drills::run_now(self.drills.as_ref(), &name, &caller.name).await?;
+        Ok(Response::new(StartRunResponse { run_id }))
+    }
+
+    async fn drill_history(
+        &self,
+        request: Request<DrillHistoryRequest>,
+    ) -> Result<Response<DrillHistoryResponse>, Status> {
+        authorize(&request, Access::Read, "Control/DrillHistory")?;
+        let name = request.into_inner().name;
+        let occurrences = super::drills::history(self.drills.as_ref(), &self.runs, &name)?;
+        Ok(Response::new(DrillHistoryResponse { occurrences }))
+    }
+
     async fn health(&self, request: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         let caller = authorize(&request, Access::Read, "Control/Health")?;
         Ok(Response::new(HealthResponse {
@@ -283,11 +320,23 @@ impl control_server::Control for Service {
         };
         let params = req.params.into_iter().map(|(k, v)| (k, ripcord_engine::value::Value::Str(v))).collect();
         let mode = if req.drill { Mode::Drill } else { Mode::Recovery };
-        let run_id = self
-            .runs
-            .start(StartRequest { source, text, params, incident_at, mode, by: actor(&caller) })
-            .await
-            .map_err(status)?;
+        let environment = Some(req.environment).filter(|e| !e.is_empty());
+        let start = StartRequest {
+            id: None,
+            source,
+            text,
+            params,
+            incident_at,
+            mode,
+            by: actor(&caller),
+            environment,
+            parent: None,
+        };
+        if req.check_only {
+            self.runs.check(start).await.map_err(status)?;
+            return Ok(Response::new(StartRunResponse { run_id: String::new() }));
+        }
+        let run_id = self.runs.start(start).await.map_err(status)?;
         Ok(Response::new(StartRunResponse { run_id }))
     }
 

@@ -153,21 +153,30 @@ impl Http {
     /// `notify`: POST `{"text": …}` (Slack-compatible) to the webhook.
     pub async fn notify(&self, key: &Key, args: &Value) -> Outcome {
         let Some(url) = arg_str(args, "webhook") else { return Outcome::Failed("missing webhook".into()) };
-        let mut body = serde_json::Map::new();
-        body.insert("text".into(), serde_json::Value::String(arg_str(args, "text").unwrap_or_default()));
-        if let Some(c) = arg_str(args, "channel") {
-            body.insert("channel".into(), serde_json::Value::String(c));
-        }
-        let resp = self.client.post(&url).header(IDEMPOTENCY_HEADER, key.to_string()).json(&body).send().await;
-        match resp {
-            Ok(r) if r.status().is_success() => {
+        let text = arg_str(args, "text").unwrap_or_default();
+        match self.post_text(&url, &key.to_string(), &text, arg_str(args, "channel").as_deref()).await {
+            Ok(status) => {
                 let mut out = BTreeMap::new();
-                out.insert("status".into(), Value::Int(i64::from(r.status().as_u16())));
+                out.insert("status".into(), Value::Int(i64::from(status)));
                 Outcome::Succeeded(out)
             }
-            // The webhook URL is often a secret: never echo it.
-            Ok(r) => Outcome::Failed(format!("webhook answered {}", r.status())),
-            Err(e) => Outcome::Failed(format!("webhook request failed: {}", without_url(&e))),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// POSTs a Slack-compatible message (`{"text": …}`) to `url` with an
+    /// idempotency key; the answer's status, or why there was none. The
+    /// error never carries the URL (webhook URLs are secrets).
+    pub async fn post_text(&self, url: &str, key: &str, text: &str, channel: Option<&str>) -> Result<u16, String> {
+        let mut body = serde_json::Map::new();
+        body.insert("text".into(), serde_json::Value::String(text.to_string()));
+        if let Some(c) = channel {
+            body.insert("channel".into(), serde_json::Value::String(c.to_string()));
+        }
+        match self.client.post(url).header(IDEMPOTENCY_HEADER, key).json(&body).send().await {
+            Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+            Ok(r) => Err(format!("webhook answered {}", r.status())),
+            Err(e) => Err(format!("webhook request failed: {}", without_url(&e))),
         }
     }
 }

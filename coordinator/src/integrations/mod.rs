@@ -20,6 +20,7 @@ pub mod kube;
 pub mod mongo;
 mod router;
 pub mod secrets;
+pub mod subruns;
 
 pub use router::Actions;
 

@@ -1,7 +1,9 @@
 //! [`Actions`], the real [`Performer`]: routes each action where the
 //! registry says it runs and wraps every call the same way.
 
-use super::{BoxFuture, Call, Integration, Outcome, Performer, Request, agents, atlas, http, kube, mongo, secrets};
+use super::{
+    BoxFuture, Call, Integration, Outcome, Performer, Request, agents, atlas, http, kube, mongo, secrets, subruns,
+};
 use crate::credentials::{self, Credentials};
 use crate::fleet::Fleet;
 use ripcord_engine::registry::{self, Runs};
@@ -20,6 +22,7 @@ pub struct Actions {
     integrations: BTreeMap<registry::Integration, Arc<dyn Integration>>,
     atlas: Option<atlas::Atlas>,
     credentials: Credentials,
+    subruns: subruns::SubRuns,
 }
 
 impl Actions {
@@ -30,7 +33,15 @@ impl Actions {
         integrations.insert(registry::Integration::Builtin, Arc::new(Builtin));
         integrations.insert(registry::Integration::Http, Arc::new(http::Http::new()));
         integrations.insert(registry::Integration::Mongo, Arc::new(mongo::Mongo::new()));
-        Self { fleet, integrations, atlas: None, credentials: Credentials::default() }
+        let subruns = subruns::SubRuns::default();
+        integrations.insert(registry::Integration::Runs, Arc::new(subruns.clone()));
+        Self { fleet, integrations, atlas: None, credentials: Credentials::default(), subruns }
+    }
+
+    /// `runbook.run`'s integration, to be given the driver's handle once
+    /// the driver exists.
+    pub fn subruns(&self) -> subruns::SubRuns {
+        self.subruns.clone()
     }
 
     /// The credentials runbooks may name (also handed to

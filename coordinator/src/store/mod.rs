@@ -89,11 +89,26 @@ pub struct RunRecord {
     pub state: RunState,
     pub started_by: Actor,
     pub next_event: u64,
+    /// The environment it runs in (`[environments.NAME]`), if it named one.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The run that started it (a `runbook.run` step), if any.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 impl RunRecord {
     pub fn new(runbook_source: String, runbook_text: String, state: RunState, started_by: Actor) -> Self {
-        Self { format: RUN_FORMAT, runbook_source, runbook_text, state, started_by, next_event: 0 }
+        Self {
+            format: RUN_FORMAT,
+            runbook_source,
+            runbook_text,
+            state,
+            started_by,
+            next_event: 0,
+            environment: None,
+            parent: None,
+        }
     }
 }
 

@@ -162,3 +162,33 @@ fn prod_is_protected_whatever_it_says_and_others_when_they_say_so() {
     e[0].protected = true;
     assert!(e[0].is_protected());
 }
+
+#[test]
+fn a_sub_runs_steps_are_guarded_too() {
+    let rb = crate::check::check(
+        r#"
+id: composite
+title: composite
+params:
+  secret: {type: string, default: chat-app/database}
+steps:
+  - id: mongo
+    action: runbook.run
+    with:
+      runbook: mongo-pitr
+      params: {project_id: p-staging, cluster: chat-staging, health_url: "http://127.0.0.1:1/health", webhook: "http://127.0.0.1:1/hook", secret_id: "{{ params.secret }}", namespace: staging}
+"#,
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let envs = environments();
+    let guard = Guard { environments: &envs, own: Some(&envs[0]), agents: &[], default_namespace: None };
+    let params = BTreeMap::from([("secret".to_string(), Value::str("chat-app/database"))]);
+    let got: Vec<String> = refusals(&rb, &params, &guard).iter().map(ToString::to_string).collect();
+    assert!(
+        got.iter().any(|r| r.starts_with("step mongo > ")
+            && r.contains("secret chat-app/database belongs to protected environment prod")),
+        "{got:#?}"
+    );
+    let params = BTreeMap::from([("secret".to_string(), Value::str("chat-app/staging/database"))]);
+    assert!(refusals(&rb, &params, &guard).is_empty());
+}

@@ -1,0 +1,100 @@
+//! `runbook.run`: a step that runs another (built-in) runbook as a child
+//! run and waits for it — how the Q3 full-outage drill runs the MongoDB,
+//! Redis and API recoveries in the playbook's order, each measured on its
+//! own.
+//!
+//! The child has the parent's mode, declared incident time and
+//! environment, and a run id derived from the parent's run, step and
+//! attempt: performed again after a coordinator restart, the step finds its
+//! child (the driver refuses a second start with the same id) and waits for
+//! it instead of starting another. A child that fails fails the step, and
+//! a retry of the step starts a new child (a new attempt).
+
+use super::{BoxFuture, Call, Integration, Outcome};
+use crate::driver::{self, Runs, StartRequest};
+use ripcord_engine::run::{Actor, Key, RunStatus};
+use ripcord_engine::value::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// The runs handle arrives after the integrations are built (the driver
+/// needs them first), hence the cell.
+#[derive(Clone, Default)]
+pub struct SubRuns {
+    runs: Arc<OnceLock<Runs>>,
+}
+
+impl SubRuns {
+    /// Gives it the driver's handle; calls before that fail.
+    pub fn bind(&self, runs: Runs) {
+        let _ = self.runs.set(runs);
+    }
+}
+
+/// A child's run id: 16 hex digits of a SHA-256 of the parent's step key.
+pub fn child_id(key: &Key) -> String {
+    let mut h = Sha256::new();
+    h.update(b"ripcord sub-run\0");
+    h.update(key.run.as_bytes());
+    h.update(b"\0");
+    h.update(key.step.as_bytes());
+    h.update(b"\0");
+    h.update(key.attempt.to_be_bytes());
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Integration for SubRuns {
+    fn perform(&self, call: Call) -> BoxFuture<Outcome> {
+        let runs = self.runs.get().cloned();
+        Box::pin(async move {
+            let Some(runs) = runs else { return Outcome::Failed("sub-runs are not available yet".into()) };
+            match run_child(&runs, &call).await {
+                Ok(outputs) => Outcome::Succeeded(outputs),
+                Err(e) => Outcome::Failed(e),
+            }
+        })
+    }
+}
+
+async fn run_child(runs: &Runs, call: &Call) -> Result<BTreeMap<String, Value>, String> {
+    let runbook = call.args.get("runbook").and_then(Value::as_str).ok_or("missing runbook")?.to_string();
+    let text = ripcord_engine::builtin::get(&runbook).ok_or_else(|| format!("no built-in runbook \"{runbook}\""))?;
+    let params: BTreeMap<String, Value> = match call.args.get("params") {
+        Some(Value::Map(m)) => m.clone(),
+        _ => BTreeMap::new(),
+    };
+    let parent = runs.get(&call.key.run).map_err(|e| format!("parent run: {e}"))?;
+    let id = child_id(&call.key);
+    let req = StartRequest {
+        id: Some(id.clone()),
+        source: format!("builtin:{runbook}"),
+        text: text.to_string(),
+        params,
+        incident_at: Some(parent.state.incident_at),
+        mode: parent.state.mode,
+        by: Actor { name: format!("run {}", call.key.run), role: "coordinator".into() },
+        environment: parent.environment.clone(),
+        parent: Some(call.key.run.clone()),
+    };
+    match runs.start(req).await {
+        Ok(_) | Err(driver::Error::Exists(_)) => {}
+        Err(e) => return Err(format!("{runbook} did not start: {e}")),
+    }
+    let child = runs.finished(&id).await.map_err(|e| format!("sub-run {id} ({runbook}): {e}"))?;
+    let s = &child.state;
+    if s.status != RunStatus::Succeeded {
+        let why = s.failing.as_deref().unwrap_or("no reason recorded");
+        return Err(format!("sub-run {id} ({runbook}) {}: {why}", s.status));
+    }
+    let rto_s = ripcord_engine::check::check(&child.runbook_text)
+        .ok()
+        .and_then(|rb| rb.rto)
+        .map_or(Value::Null, |d| Value::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+    let mut out = BTreeMap::new();
+    out.insert("run_id".into(), Value::str(&id));
+    out.insert("status".into(), Value::str(s.status.to_string()));
+    out.insert("recovered_in_s".into(), s.recovered_at.map_or(Value::Null, |r| Value::Int((r - s.incident_at) / 1000)));
+    out.insert("rto_s".into(), rto_s);
+    Ok(out)
+}
