@@ -30,6 +30,9 @@ pub(crate) fn bars(r: &Report) -> (Vec<Bar<'_>>, Millis) {
     (bars, span)
 }
 
+/// How a cleanup step's bar is marked.
+pub(crate) const CLEANUP: &str = " (cleanup, not in the RTO)";
+
 /// Columns of the text chart.
 const WIDTH: i64 = 40;
 
@@ -54,7 +57,8 @@ pub(crate) fn text(r: &Report) -> String {
         let took = b.step.duration_ms.map_or_else(|| "running".to_string(), human);
         let budget = b.step.budget_ms.map(|x| format!(" of {} budget", human(x))).unwrap_or_default();
         let over = if b.step.over_budget { " OVER BUDGET" } else { "" };
-        out.push_str(&format!("{:<label$} |{line}| +{} {took}{budget}{over}\n", b.step.id, human(b.start)));
+        let cleanup = if b.step.cleanup { CLEANUP } else { "" };
+        out.push_str(&format!("{:<label$} |{line}| +{} {took}{budget}{over}{cleanup}\n", b.step.id, human(b.start)));
     }
     out.push_str(&format!("{:<label$}  0{:>w$}\n", "", human(span), w = usize::try_from(WIDTH).unwrap_or(40)));
     out

@@ -2,6 +2,8 @@
 //! Gantt chart of the steps against their budgets, no script and no
 //! external asset. Every text from the run is escaped.
 
+use crate::cleanup::{self, CleanupOutcome};
+use crate::milestones::{self, MilestoneStatus};
 use crate::{Objective, Report, gantt, human};
 use std::fmt::Write as _;
 
@@ -23,7 +25,7 @@ pub(crate) fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}\
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}\
-th{background:#f3f3f3}.met{color:#176f2c}.missed{color:#b00020;font-weight:bold}.over{color:#b00020;font-weight:bold}\
+th{background:#f3f3f3}.met{color:#176f2c}.late{color:#b00020;font-weight:bold}.cleanup{color:#546e7a}.missed{color:#b00020;font-weight:bold}.over{color:#b00020;font-weight:bold}\
 code{background:#f3f3f3;padding:0 .2rem}svg text{font-size:12px;font-family:monospace}";
 
 fn class(o: &Objective) -> &'static str {
@@ -73,17 +75,23 @@ pub fn html(r: &Report) -> String {
     let _ = writeln!(h, "<li id=\"rto\" class=\"{}\">{}</li>", class(&r.rto), e(&r.rto.summary));
     let _ = writeln!(h, "<li id=\"rpo\" class=\"{}\">{}</li>", class(&r.rpo), e(&r.rpo.summary));
     h.push_str("</ul>\n");
+    parts(r, &mut h);
+    rehearsal_day(r, &mut h);
 
     h.push_str("<h2>Timeline</h2>\n");
     h.push_str(&svg(r));
+    cleaned_up(r, &mut h);
 
     h.push_str("<h2>Steps</h2>\n<table>\n<tr><th>Step</th><th>Action</th><th>Status</th><th>Started</th><th>Took</th><th>Budget</th><th>Over budget</th><th>Attempts</th><th>Failures</th></tr>\n");
     for s in &r.steps {
-        let status = match (&s.skip_reason, s.handler) {
+        let mut status = match (&s.skip_reason, s.handler) {
             (Some(why), _) => format!("skipped: {why}"),
             (None, true) => format!("{} (handler)", s.status),
             (None, false) => s.status.clone(),
         };
+        if s.cleanup {
+            status.push_str(" (cleanup)");
+        }
         let failures: Vec<String> =
             s.failures.iter().map(|f| format!("#{} at {}: {}", f.attempt, e(&f.at), e(&f.error))).collect();
         let _ = writeln!(
@@ -151,6 +159,102 @@ pub fn html(r: &Report) -> String {
     h
 }
 
+/// "Parts": each child run of a composite run against its own RTO, then
+/// the whole run's.
+fn parts(r: &Report, h: &mut String) {
+    if r.parts.is_empty() {
+        return;
+    }
+    let e = escape;
+    h.push_str("<h2>Parts</h2>\n<table id=\"parts\">\n<tr><th>Part</th><th>Child run</th><th>Runbook</th><th>Status</th><th>RTO achieved</th><th>RTO target</th></tr>\n");
+    for p in &r.parts {
+        let status = match (&p.child_status, &p.error) {
+            (_, Some(err)) => format!("{}: {}", e(&p.status), e(err)),
+            (Some(c), None) => e(c),
+            (None, None) => e(&p.status),
+        };
+        let _ = writeln!(
+            h,
+            "<tr data-step=\"{}\" class=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{status}</td><td>{}</td><td>{}</td></tr>",
+            e(&p.step),
+            class(&p.rto),
+            e(&p.step),
+            opt(&p.run_id),
+            opt(&p.runbook),
+            p.rto.achieved_ms.map_or_else(|| "—".into(), human),
+            p.rto.target_ms.map_or_else(|| "—".into(), human),
+        );
+    }
+    h.push_str("</table>\n");
+    let _ = writeln!(h, "<p class=\"{}\">Whole run: {}</p>", class(&r.rto), e(&r.rto.summary));
+}
+
+/// "Rehearsal day": the playbook's timetable and when each milestone was
+/// reached.
+fn rehearsal_day(r: &Report, h: &mut String) {
+    if r.milestones.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Rehearsal day</h2>\n<table id=\"milestones\">\n<tr><th>Milestone</th><th>Plan</th><th>Due</th><th>Reached</th><th>Offset</th><th></th></tr>\n");
+    for x in &r.milestones {
+        let (class, verdict) = match x.status {
+            MilestoneStatus::OnTime => ("met", "on time".to_string()),
+            MilestoneStatus::Late => ("late", format!("late by {}", x.late_by_ms.map(human).unwrap_or_default())),
+            MilestoneStatus::NotReached => ("late", "not reached".to_string()),
+        };
+        let _ = writeln!(
+            h,
+            "<tr data-milestone=\"{}\"><td>{}</td><td>{}</td><td>{} (+{})</td><td>{}</td><td>{}</td><td class=\"{class}\">{verdict}</td></tr>",
+            x.name,
+            x.name,
+            escape(&x.planned),
+            escape(&x.planned_clock),
+            human(x.planned_offset_ms),
+            opt(&x.reached_at),
+            x.offset_ms.map_or_else(|| "—".into(), |o| format!("+{}", human(o))),
+        );
+    }
+    h.push_str("</table>\n");
+    if let Some(end) = milestones::day_end_line(r) {
+        let _ = writeln!(h, "<p>{}</p>", escape(&end));
+    }
+}
+
+/// "What was cleaned up": each cleanup step and its outcome, or the one
+/// line of a recovery run.
+fn cleaned_up(r: &Report, h: &mut String) {
+    if r.cleanup.is_empty() {
+        return;
+    }
+    h.push_str("<h2>What was cleaned up</h2>\n");
+    if cleanup::drills_only(r.mode, &r.cleanup) {
+        let ids: Vec<String> = r.cleanup.iter().map(|c| format!("<code>{}</code>", escape(&c.step))).collect();
+        let _ = writeln!(
+            h,
+            "<p id=\"cleanup\">Cleanup runs in drills only: this recovery skipped its cleanup steps ({}).</p>",
+            ids.join(", ")
+        );
+        return;
+    }
+    h.push_str("<p>Cleanup runs after recovery and does not count against the RTO.</p>\n<ul id=\"cleanup\">\n");
+    for c in &r.cleanup {
+        let class = match c.outcome {
+            CleanupOutcome::Done => "met",
+            CleanupOutcome::Skipped => "cleanup",
+            _ => "missed",
+        };
+        let _ = writeln!(
+            h,
+            "<li data-step=\"{}\" data-outcome=\"{}\" class=\"{class}\"><code>{}</code> — {}</li>",
+            escape(&c.step),
+            c.outcome.word(),
+            escape(&c.action),
+            escape(&c.summary)
+        );
+    }
+    h.push_str("</ul>\n");
+}
+
 fn list(h: &mut String, items: impl Iterator<Item = String>) {
     let items: Vec<String> = items.collect();
     if items.is_empty() {
@@ -176,7 +280,8 @@ fn svg(r: &Report) -> String {
     let (bars, span) = gantt::bars(r);
     let x = |t: i64| LABEL + t * PLOT / span;
     let rows = i64::try_from(bars.len()).unwrap_or(0);
-    let height = TOP + rows * ROW + 30;
+    let cleanup = bars.iter().any(|b| b.step.cleanup);
+    let height = TOP + rows * ROW + if cleanup { 50 } else { 30 };
     let width = LABEL + PLOT + 20;
     let mut s = String::new();
     let _ = writeln!(
@@ -201,26 +306,38 @@ fn svg(r: &Report) -> String {
             "#c62828"
         } else if b.step.status == "failed" {
             "#ef6c00"
+        } else if b.step.cleanup {
+            "#78909c"
         } else {
             "#2e7d32"
         };
+        let (cleanup_attr, cleanup_note) =
+            if b.step.cleanup { (" data-cleanup=\"true\" fill-opacity=\"0.8\"", gantt::CLEANUP) } else { ("", "") };
         let took = b.step.duration_ms.map_or_else(|| "running".to_string(), human);
         let budget = b.step.budget_ms.map(|x| format!(" of {} budget", human(x))).unwrap_or_default();
         let _ = writeln!(
             s,
-            "<rect class=\"bar\" data-step=\"{id}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{fill}\"><title>{id}: {}{}</title></rect>",
+            "<rect class=\"bar\" data-step=\"{id}\"{cleanup_attr} x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{fill}\"><title>{id}: {}{}{}</title></rect>",
             x(b.start),
             y + 6,
             (x(b.end) - x(b.start)).max(2),
             ROW - 12,
             escape(&took),
-            escape(&budget)
+            escape(&budget),
+            escape(cleanup_note)
         );
     }
     let axis = TOP + rows * ROW + 4;
     let _ = writeln!(s, "<line x1=\"{LABEL}\" y1=\"{axis}\" x2=\"{}\" y2=\"{axis}\" stroke=\"#888\"/>", LABEL + PLOT);
     let _ = writeln!(s, "<text x=\"{LABEL}\" y=\"{}\">0s</text>", axis + 16);
     let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", LABEL + PLOT, axis + 16, human(span));
+    if cleanup {
+        let _ = writeln!(
+            s,
+            "<text id=\"cleanup-legend\" x=\"{LABEL}\" y=\"{}\" fill=\"#546e7a\">grey bars: cleanup steps, after recovery, not counted in the RTO</text>",
+            axis + 36
+        );
+    }
     s.push_str("</svg>\n");
     s
 }

@@ -6,6 +6,13 @@
 //!
 //! A report never holds a secret: the view has them redacted already, and
 //! the report leaves the run's params out altogether.
+//!
+//! Besides the steps: what a rehearsal cleaned up ([`cleanup`]: the
+//! runbook's `cleanup:` steps, never counted against the RTO), the
+//! rehearsal day's milestones against the playbook's timetable
+//! ([`milestones::PLAN`]), the parts of a composite run ([`parts`]: each
+//! `runbook.run` child with its own RTO), and [`summary`], the few lines
+//! for a chat webhook.
 
 use ripcord_engine::clock::{Millis, rfc3339};
 use ripcord_engine::model::{LoggedEvent, RunView, StepView};
@@ -14,17 +21,30 @@ use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod cleanup;
 mod gantt;
 mod html;
 mod markdown;
+pub mod milestones;
+pub mod parts;
+mod summary;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rehearsal;
 
+pub use cleanup::{CleanupItem, CleanupOutcome};
 pub use html::html;
 pub use markdown::markdown;
+pub use milestones::{MilestoneReport, MilestoneStatus};
+pub use parts::Part;
+pub use summary::summary;
 
-/// The version of the report's JSON.
-pub const FORMAT: u32 = 1;
+/// The version of the report's JSON. 2: action items of kind `cleanup`
+/// (a cleanup step that failed or has not run); the fields added with it
+/// (`cleanup`, `milestones`, `parts`, a step's `cleanup`) default when
+/// absent, so a format 1 report still reads.
+pub const FORMAT: u32 = 2;
 
 /// One rendering of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,14 +120,27 @@ pub struct Report {
     pub failing: Option<String>,
     pub rto: Objective,
     pub rpo: Objective,
-    /// In runbook order, failure handlers included.
+    /// In runbook order, failure handlers included, cleanup steps last.
     pub steps: Vec<StepReport>,
+    /// What the drill cleaned up: each cleanup step and its outcome. In a
+    /// recovery run every one is skipped ("cleanup runs in drills only").
+    #[serde(default)]
+    pub cleanup: Vec<CleanupItem>,
+    /// The rehearsal day: every milestone of the playbook's plan, reached or
+    /// not; empty for an incident report.
+    #[serde(default)]
+    pub milestones: Vec<MilestoneReport>,
+    /// The child runs of a composite run (its `runbook.run` steps), each
+    /// with its own RTO; the whole run's RTO is [`Report::rto`].
+    #[serde(default)]
+    pub parts: Vec<Part>,
     /// Approvals and checklist answers, oldest first.
     pub answers: Vec<Answer>,
     /// Notices delivered (or not) to people, oldest first.
     pub notices: Vec<NoticeSent>,
-    /// Every over-budget or failed step and every operator note, ready to
-    /// import into an issue tracker.
+    /// Every over-budget or failed step, every cleanup that failed or has
+    /// not run, and every operator note, ready to import into an issue
+    /// tracker.
     pub action_items: Vec<ActionItem>,
     /// One change to the playbook per action item.
     pub playbook_changes: Vec<String>,
@@ -139,6 +172,9 @@ pub struct StepReport {
     pub skip_reason: Option<String>,
     /// A failure handler.
     pub handler: bool,
+    /// A cleanup step: runs after recovery, not counted against the RTO.
+    #[serde(default)]
+    pub cleanup: bool,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     /// From the run's start to the step's.
@@ -192,7 +228,8 @@ pub struct NoticeSent {
 /// body and labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionItem {
-    /// Stable within the run: `over-budget:STEP`, `failed:STEP`, `note:SEQ`.
+    /// Stable within the run: `over-budget:STEP`, `failed:STEP`,
+    /// `cleanup:STEP`, `note:SEQ`.
     pub id: String,
     pub kind: ActionKind,
     pub step: Option<String>,
@@ -205,7 +242,10 @@ pub struct ActionItem {
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     OverBudget,
+    /// A main step failed.
     Failed,
+    /// A cleanup step failed or has not run: what it undoes is still there.
+    Cleanup,
     Note,
 }
 
@@ -232,7 +272,8 @@ impl Report {
         let end = v.finished_at_ms.unwrap_or(v.now_ms);
         let steps: Vec<StepReport> = v.steps.iter().map(|s| step_report(v, s)).collect();
         let answers = answers(v);
-        let action_items = action_items(v, &steps);
+        let cleanup = cleanup::items(v);
+        let action_items = action_items(v, &steps, &cleanup);
         let playbook_changes = action_items.iter().map(|a| change(a, &steps)).collect();
         Report {
             format: FORMAT,
@@ -254,6 +295,9 @@ impl Report {
             rto: rto(v),
             rpo: rpo(v),
             steps,
+            cleanup,
+            milestones: milestones::of(v),
+            parts: parts::of(v),
             answers,
             notices: notices(v),
             action_items,
@@ -262,7 +306,12 @@ impl Report {
     }
 }
 
-fn objective(name: &str, target_ms: Option<Millis>, achieved_ms: Option<Millis>, basis: Option<String>) -> Objective {
+pub(crate) fn objective(
+    name: &str,
+    target_ms: Option<Millis>,
+    achieved_ms: Option<Millis>,
+    basis: Option<String>,
+) -> Objective {
     let met = target_ms.zip(achieved_ms).map(|(t, a)| a <= t);
     let achieved = achieved_ms.map_or_else(|| "not achieved yet".to_string(), human);
     let target = target_ms.map_or_else(|| "no target set".to_string(), |t| format!("against a target of {}", human(t)));
@@ -323,6 +372,7 @@ fn step_report(v: &RunView, s: &StepView) -> StepReport {
             _ => None,
         },
         handler: s.handler,
+        cleanup: s.cleanup,
         started_at: s.started_at_ms.map(rfc3339),
         finished_at: s.finished_at_ms.map(rfc3339),
         offset_ms: s.started_at_ms.map(|t| (t - v.created_at_ms).max(0)),
@@ -406,7 +456,7 @@ fn notices(v: &RunView) -> Vec<NoticeSent> {
         .collect()
 }
 
-fn action_items(v: &RunView, steps: &[StepReport]) -> Vec<ActionItem> {
+fn action_items(v: &RunView, steps: &[StepReport], cleanup: &[CleanupItem]) -> Vec<ActionItem> {
     let label = |kind: &str| vec!["ripcord".to_string(), v.runbook_id.clone(), kind.to_string()];
     let run = format!("run {} of {}", v.short_id(), v.runbook_id);
     let mut items = Vec::new();
@@ -424,7 +474,7 @@ fn action_items(v: &RunView, steps: &[StepReport]) -> Vec<ActionItem> {
                 labels: label("over-budget"),
             });
         }
-        if s.status == "failed" {
+        if s.status == "failed" && !s.cleanup {
             let error = s.error.clone().unwrap_or_default();
             items.push(ActionItem {
                 id: format!("failed:{}", s.id),
@@ -436,6 +486,7 @@ fn action_items(v: &RunView, steps: &[StepReport]) -> Vec<ActionItem> {
             });
         }
     }
+    items.extend(cleanup::action_items(v, cleanup, &["ripcord".to_string(), v.runbook_id.clone()]));
     for e in &v.events {
         let f = &e.event.facts;
         let note = f.note.as_deref().map(str::trim).unwrap_or_default();
@@ -477,6 +528,10 @@ fn change(a: &ActionItem, steps: &[StepReport]) -> String {
         ActionKind::Failed => format!(
             "Step {step}: it failed ({}); fix its cause, or give it a retry, a check before it or an on_failure handler.",
             s.and_then(|s| s.error.clone()).unwrap_or_default()
+        ),
+        ActionKind::Cleanup => format!(
+            "Cleanup step {step}: {}; make it dependable (a retry, a check, an approval asked early) so a rehearsal leaves nothing behind.",
+            a.title
         ),
         ActionKind::Note => {
             let on = if step.is_empty() { String::new() } else { format!(" (step {step})") };

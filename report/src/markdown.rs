@@ -1,5 +1,7 @@
 //! The report as Markdown: what a chat message or a wiki page carries.
 
+use crate::cleanup::{self, CleanupOutcome};
+use crate::milestones::{self, MilestoneStatus};
 use crate::{Objective, Report, gantt, human};
 
 /// Text for a table cell: no line breaks, no column separators.
@@ -34,20 +36,26 @@ pub fn markdown(r: &Report) -> String {
 
     m.push_str("## Objectives\n\n");
     m.push_str(&format!("- {} {}\n- {} {}\n\n", verdict(&r.rto), r.rto.summary, verdict(&r.rpo), r.rpo.summary));
+    parts(r, &mut m);
+    rehearsal_day(r, &mut m);
 
     m.push_str("## Timeline\n\n```text\n");
     m.push_str(&gantt::text(r));
     m.push_str("```\n\n");
+    cleaned_up(r, &mut m);
 
     m.push_str("## Steps\n\n");
     m.push_str("| Step | Action | Status | Started | Took | Budget | Over budget | Attempts | Failures |\n");
     m.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.steps {
-        let status = match (&s.skip_reason, s.handler) {
+        let mut status = match (&s.skip_reason, s.handler) {
             (Some(why), _) => format!("skipped: {why}"),
             (None, true) => format!("{} (handler)", s.status),
             (None, false) => s.status.clone(),
         };
+        if s.cleanup {
+            status.push_str(" (cleanup)");
+        }
         let failures: Vec<String> = s.failures.iter().map(|f| format!("#{}: {}", f.attempt, f.error)).collect();
         m.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -110,4 +118,87 @@ pub fn markdown(r: &Report) -> String {
         m.push_str(&format!("- {}\n", cell(c)));
     }
     m
+}
+
+/// "Parts": each child run of a composite run against its own RTO, then
+/// the whole run's.
+fn parts(r: &Report, m: &mut String) {
+    if r.parts.is_empty() {
+        return;
+    }
+    m.push_str("## Parts\n\n| Part | Child run | Runbook | Status | RTO achieved | RTO target | Met |\n|---|---|---|---|---|---|---|\n");
+    let or_dash = |s: &Option<String>| s.as_deref().map_or_else(|| "—".to_string(), cell);
+    for p in &r.parts {
+        let status = match (&p.child_status, &p.error) {
+            (_, Some(e)) => format!("{}: {}", p.status, cell(e)),
+            (Some(c), None) => cell(c),
+            (None, None) => cell(&p.status),
+        };
+        m.push_str(&format!(
+            "| {} | {} | {} | {status} | {} | {} | {} |\n",
+            cell(&p.step),
+            or_dash(&p.run_id),
+            or_dash(&p.runbook),
+            p.rto.achieved_ms.map_or_else(|| "—".into(), human),
+            p.rto.target_ms.map_or_else(|| "—".into(), human),
+            verdict(&p.rto),
+        ));
+    }
+    m.push_str(&format!("\nWhole run: {} {}\n\n", verdict(&r.rto), r.rto.summary));
+}
+
+/// "Rehearsal day": the playbook's timetable and when each milestone was
+/// reached.
+fn rehearsal_day(r: &Report, m: &mut String) {
+    if r.milestones.is_empty() {
+        return;
+    }
+    m.push_str("## Rehearsal day\n\n| Milestone | Plan | Due | Reached | Offset | |\n|---|---|---|---|---|---|\n");
+    for x in &r.milestones {
+        let verdict = match x.status {
+            MilestoneStatus::OnTime => "✅ on time".to_string(),
+            MilestoneStatus::Late => format!("❌ **late** by {}", x.late_by_ms.map(human).unwrap_or_default()),
+            MilestoneStatus::NotReached => "**not reached**".to_string(),
+        };
+        m.push_str(&format!(
+            "| {} | {} | {} (+{}) | {} | {} | {verdict} |\n",
+            x.name,
+            x.planned,
+            x.planned_clock,
+            human(x.planned_offset_ms),
+            x.reached_at.as_deref().unwrap_or("—"),
+            x.offset_ms.map_or_else(|| "—".into(), |o| format!("+{}", human(o))),
+        ));
+    }
+    if let Some(end) = milestones::day_end_line(r) {
+        m.push_str(&format!("\n{end}\n"));
+    }
+    m.push('\n');
+}
+
+/// "What was cleaned up": each cleanup step and its outcome, or the one
+/// line of a recovery run.
+fn cleaned_up(r: &Report, m: &mut String) {
+    if r.cleanup.is_empty() {
+        return;
+    }
+    m.push_str("## What was cleaned up\n\n");
+    if cleanup::drills_only(r.mode, &r.cleanup) {
+        let ids: Vec<String> = r.cleanup.iter().map(|c| format!("`{}`", c.step)).collect();
+        m.push_str(&format!(
+            "Cleanup runs in drills only: this recovery skipped its cleanup steps ({}).\n\n",
+            ids.join(", ")
+        ));
+        return;
+    }
+    m.push_str("Cleanup runs after recovery and does not count against the RTO.\n\n");
+    for c in &r.cleanup {
+        let mark = match c.outcome {
+            CleanupOutcome::Done => "✅",
+            CleanupOutcome::Skipped => "➖",
+            _ => "❌",
+        };
+        m.push_str(&format!("- {mark} `{}` `{}` — {}\n", c.step, c.action, cell(&c.summary)));
+    }
+    m.push('\n');
 }

@@ -9,8 +9,8 @@ use ripcord_engine::runbook::Runbook;
 use ripcord_engine::value::Value;
 use std::collections::BTreeMap;
 
-const T0: Millis = 1_800_000_000_000;
-const SECRET: &str = "T0KEN-REPORT-77";
+pub(crate) const T0: Millis = 1_800_000_000_000;
+pub(crate) const SECRET: &str = "T0KEN-REPORT-77";
 
 const RB: &str = r#"
 id: rep
@@ -50,22 +50,27 @@ steps:
     on_failure: continue
 "#;
 
-fn actor(name: &str) -> Actor {
+pub(crate) fn actor(name: &str) -> Actor {
     Actor { name: name.into(), role: "operator".into() }
 }
 
 /// A run driven through the engine: its state, its log and every effect
 /// asked for; each notice is delivered at once.
-struct Sim {
+pub(crate) struct Sim {
     rb: Runbook,
-    state: RunState,
+    pub(crate) state: RunState,
     events: Vec<LoggedEvent>,
     effects: Vec<Effect>,
 }
 
 impl Sim {
     fn new(mode: Mode) -> Sim {
-        let rb = check(RB).unwrap_or_else(|d| panic!("{d:?}"));
+        Sim::of(RB, mode)
+    }
+
+    /// A run of runbook `text` started at [`T0`], its incident then too.
+    pub(crate) fn of(text: &str, mode: Mode) -> Sim {
+        let rb = check(text).unwrap_or_else(|d| panic!("{d:?}"));
         let new = NewRun { id: "0123456789abcdef".into(), mode, params: BTreeMap::new(), incident_at: Some(T0) };
         let t = start(&rb, new, T0).unwrap();
         let mut sim = Sim { rb, state: t.state.clone(), events: vec![], effects: vec![] };
@@ -93,7 +98,7 @@ impl Sim {
         }
     }
 
-    fn input(&mut self, input: Input, at: Millis, actor: Option<Actor>) {
+    pub(crate) fn input(&mut self, input: Input, at: Millis, actor: Option<Actor>) {
         let t = apply(&self.rb, &self.state, &input, at).unwrap_or_else(|e| panic!("{input:?}: {e}"));
         self.take(t, at, actor);
     }
@@ -102,12 +107,16 @@ impl Sim {
         self.state.steps[step].attempt
     }
 
-    fn succeed(&mut self, step: &str, at: Millis) {
-        let attempt = self.attempt(step);
-        self.input(Input::Succeeded { step: step.into(), attempt, outputs: BTreeMap::new() }, at, None);
+    pub(crate) fn succeed(&mut self, step: &str, at: Millis) {
+        self.succeed_with(step, BTreeMap::new(), at);
     }
 
-    fn fail(&mut self, step: &str, error: &str, at: Millis) {
+    pub(crate) fn succeed_with(&mut self, step: &str, outputs: BTreeMap<String, Value>, at: Millis) {
+        let attempt = self.attempt(step);
+        self.input(Input::Succeeded { step: step.into(), attempt, outputs }, at, None);
+    }
+
+    pub(crate) fn fail(&mut self, step: &str, error: &str, at: Millis) {
         let attempt = self.attempt(step);
         self.input(Input::Failed { step: step.into(), attempt, error: error.into() }, at, None);
     }
@@ -128,7 +137,7 @@ impl Sim {
 
     /// The view the coordinator would build (`coordinator/src/view.rs`),
     /// field by field; nothing redacted, so a leak would show.
-    fn view(&self, now_ms: Millis) -> RunView {
+    pub(crate) fn view(&self, now_ms: Millis) -> RunView {
         let s = &self.state;
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as Millis);
         let handlers = self.rb.handlers();
@@ -166,6 +175,8 @@ impl Sim {
                     outputs: st.outputs.clone(),
                     handler: handlers.contains(&def.id.as_str()),
                     triggered: st.triggered,
+                    cleanup: def.cleanup,
+                    waiting_for: waiting_for(s, def, &with),
                     ..StepView::new(&def.id, &def.action, st.status.clone())
                 }
             })
@@ -195,6 +206,26 @@ impl Sim {
             events: self.events.clone(),
             milestones: model::milestones(s),
         }
+    }
+}
+
+/// What a step waits for, as `coordinator/src/view.rs` words it.
+fn waiting_for(s: &RunState, def: &ripcord_engine::runbook::Step, with: &Value) -> Option<String> {
+    match (&s.steps[&def.id].status, def.action.as_str()) {
+        (StepStatus::Waiting, "approve") => Some(format!(
+            "approval by an operator{}",
+            with.get("message").map(|m| format!(": {m}")).unwrap_or_default()
+        )),
+        (StepStatus::Pending, _) => {
+            let open: Vec<&str> = def
+                .needs
+                .iter()
+                .filter(|(n, _)| s.steps[n].status != StepStatus::Succeeded)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            (!open.is_empty()).then(|| format!("needs {}", open.join(", ")))
+        }
+        _ => None,
     }
 }
 
