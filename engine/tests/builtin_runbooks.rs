@@ -5,6 +5,7 @@
 //! succeeds.
 
 use ripcord_engine::check::check;
+use ripcord_engine::milestone::Milestone;
 use ripcord_engine::plan::plan;
 use ripcord_engine::registry;
 use ripcord_engine::run::{
@@ -16,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One runbook per playbook scenario (`shared/playbook/SCENARIOS.md`), and
-/// the way back from a secret switch.
-const BUILTIN: [&str; 9] = [
+/// One runbook per playbook scenario (`shared/playbook/SCENARIOS.md`), the
+/// Q3 full-outage composite, and the way back from a secret switch.
+const BUILTIN: [&str; 10] = [
     "mongo-pitr",
     "mongo-region",
     "mongo-index",
@@ -27,8 +28,16 @@ const BUILTIN: [&str; 9] = [
     "redis-oom",
     "api-down",
     "dr-region",
+    "full-outage",
     "secret-rollback",
 ];
+
+/// Runbooks whose critical path is known to be over their RTO, and why: a
+/// rehearsal measures by how much. The test fails if one of them fits.
+const OVER_RTO: [(&str, &str); 1] = [(
+    "full-outage",
+    "the playbook's order runs mongo-pitr (30m), redis-aof (5m) and api-down (10m) one after the other, against its 30m total target",
+)];
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
@@ -115,7 +124,16 @@ fn critical_path_fits_the_rto() {
         let rb = load(id);
         let p = plan(&rb);
         println!("{id}: {}: {}", p.summary(), p.critical_path.join(" → "));
-        assert!(p.rto.is_some_and(|rto| p.critical_total <= rto), "runbooks/{id}.yaml: {}", p.summary());
+        let fits = p.rto.is_some_and(|rto| p.critical_total <= rto);
+        match OVER_RTO.iter().find(|(over, _)| *over == id) {
+            Some((_, why)) => {
+                assert!(!fits, "runbooks/{id}.yaml now fits its RTO ({}): drop it from OVER_RTO ({why})", p.summary())
+            }
+            None => assert!(fits, "runbooks/{id}.yaml: {}", p.summary()),
+        }
+        for c in &p.cleanup {
+            assert!(!p.critical_path.contains(c), "runbooks/{id}.yaml: cleanup step {c} is on the critical path");
+        }
     }
 }
 
@@ -175,13 +193,18 @@ fn deferred_steps_wait_for_an_approval() {
 /// is given and every checklist item confirmed. Returns the final state and
 /// the steps whose actions were performed.
 fn simulate(rb: &Runbook, params: &[(&str, Value)], fail: &[&str]) -> (RunState, Vec<String>) {
+    simulate_in(Mode::Drill, rb, params, fail)
+}
+
+/// [`simulate`] in `mode`.
+fn simulate_in(mode: Mode, rb: &Runbook, params: &[(&str, Value)], fail: &[&str]) -> (RunState, Vec<String>) {
     let mut given: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     for p in &rb.params {
         if p.required && p.default.is_none() && !given.contains_key(&p.name) {
             given.insert(p.name.clone(), Value::str(format!("test-{}", p.name)));
         }
     }
-    let new = NewRun { id: "run0000builtin".into(), mode: Mode::Drill, params: given, incident_at: None };
+    let new = NewRun { id: "run0000builtin".into(), mode, params: given, incident_at: None };
     let mut now = 1_800_000_000_000;
     let t = start(rb, new, now).unwrap_or_else(|e| panic!("{}: cannot start: {e}", rb.id));
     let mut state = t.state;
@@ -250,14 +273,17 @@ fn every_branch_runs_to_the_end() {
     let s = Value::str;
     let table: &[Branch] = &[
         ("mongo-pitr", vec![], &["switch-env"]),
-        ("mongo-pitr", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
+        ("mongo-pitr", vec![("switch", s("k8s"))], &["switch-secret", "restart", "restore-secret", "restart-back"]),
+        ("mongo-pitr", vec![("rehearsal_checklists", Value::Bool(false))], &["switch-env", "prepare", "day-after"]),
         ("mongo-region", vec![], &["switch-env"]),
         ("mongo-region", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
         ("dr-region", vec![], &["switch-env"]),
-        ("dr-region", vec![("switch", s("k8s"))], &["switch-secret", "restart"]),
+        ("dr-region", vec![("switch", s("k8s"))], &["switch-secret", "restart", "restore-secret", "restart-back"]),
         ("mongo-index", vec![], &["rebuild", "still-broken"]),
         ("mongo-index", vec![("force", Value::Bool(true))], &["still-broken"]),
         ("redis-aof", vec![], &[]),
+        ("redis-aof", vec![("rehearsal_checklists", Value::Bool(false))], &["prepare", "day-after"]),
+        ("full-outage", vec![], &[]),
         ("redis-rdb", vec![], &[]),
         ("redis-oom", vec![], &["dry-run", "approve-delete", "delete"]),
         ("redis-oom", vec![("fix", s("delete_temp"))], &["raise-limit"]),
@@ -318,5 +344,66 @@ fn failures_reach_their_handlers_and_best_effort_steps_are_tolerated() {
                 OnFailure::Stop => {}
             }
         }
+    }
+}
+
+/// In a recovery, what belongs to rehearsals is skipped (the preparation
+/// checklist, the drill's snapshot, every cleanup step); in a drill, the
+/// day's milestones are reached, and cleanup never moves the recovery.
+#[test]
+fn rehearsal_parts_run_in_drills_only_and_record_the_milestones() {
+    use Milestone::*;
+    let claimed: [(&str, &[Milestone]); 4] = [
+        ("mongo-pitr", &[KickOff, Snapshot, Restore, Verification, Done]),
+        ("dr-region", &[KickOff, Snapshot, Restore, Verification, Done]),
+        ("redis-aof", &[KickOff, Restore, Verification, Done]),
+        ("full-outage", &[KickOff, Restore, Verification, Done]),
+    ];
+    for id in BUILTIN {
+        let rb = load(id);
+        let (state, _) = simulate_in(Mode::Recovery, &rb, &[], &[]);
+        assert_eq!(state.status, RunStatus::Succeeded, "{id} recovery");
+        for step in &rb.steps {
+            let drill_only =
+                step.when.as_ref().is_some_and(|(c, _)| c.parts().iter().any(|p| p.contains("run.mode }} == drill")));
+            let st = &state.steps[&step.id].status;
+            if step.cleanup {
+                let reason = StepStatus::Skipped { reason: "cleanup runs in drills only".into(), need: None };
+                assert_eq!(*st, reason, "{id}: cleanup step {} in a recovery", step.id);
+            } else if drill_only {
+                assert!(matches!(st, StepStatus::Skipped { .. }), "{id}: drill-only {} ran in a recovery", step.id);
+            }
+        }
+        let (drill, _) = simulate(&rb, &[], &[]);
+        assert_eq!(drill.status, RunStatus::Succeeded, "{id} drill");
+        let reached: Vec<Milestone> = drill.milestones.keys().copied().collect();
+        let expect = claimed.iter().find(|(c, _)| *c == id).map_or(&[KickOff, Done][..], |(_, m)| m);
+        assert_eq!(reached, expect, "{id}: milestones of a drill");
+        if rb.has_cleanup() {
+            let last_main = rb.steps.iter().filter(|s| !s.cleanup).filter_map(|s| drill.steps[&s.id].finished_at).max();
+            assert_eq!(drill.recovered_at, last_main, "{id}: recovery is the main steps' end, not the cleanup's");
+            assert!(drill.finished_at > drill.recovered_at, "{id}: the run ends after its cleanup");
+        }
+    }
+}
+
+/// The cleanup of a drill that switched the secret puts it back from the
+/// version the switch replaced, and deleting what the drill created waits
+/// for a person without holding up the secret.
+#[test]
+fn drill_cleanup_undoes_the_switch_and_deletes_after_approval() {
+    for id in ["mongo-pitr", "dr-region"] {
+        let rb = load(id);
+        let step = |s: &str| rb.step(s).unwrap_or_else(|| panic!("{id}: no step {s}"));
+        for s in ["restore-secret", "restart-back", "approve-delete", "delete-cluster", "day-after"] {
+            assert!(step(s).cleanup, "{id}: {s} is a cleanup step");
+        }
+        let version = step("restore-secret").with.get("version_id").and_then(|n| n.as_str()).unwrap_or_default();
+        assert_eq!(version, "{{ steps.switch-secret.previous_version_id }}", "{id}");
+        let ancestors = ripcord_engine::check::ancestors(&rb);
+        assert!(ancestors["delete-cluster"].contains("approve-delete"), "{id}: deletion waits for a person");
+        assert!(!ancestors["restart-back"].contains("approve-delete"), "{id}: the approval holds up the secret");
+        let cluster = step("delete-cluster").with.get("cluster").and_then(|n| n.as_str()).unwrap_or_default();
+        assert_eq!(cluster, "{{ steps.create-cluster.name }}", "{id}: deletes only what the drill created");
     }
 }

@@ -29,7 +29,7 @@ fn check_errors_with_positions() {
         ),
         (
             "  - id: a\n    action: runbook.run\n    with:\n      runbook: redis-aof\n      params: { webhook: x, instanse: cache }\n",
-            "11:29: runbook redis-aof has no param \"instanse\" (did you mean \"instance\"?) (it has: agents, instance, webhook)",
+            "11:29: runbook redis-aof has no param \"instanse\" (did you mean \"instance\"?) (it has: agents, instance, webhook, rehearsal_checklists)",
         ),
         (
             "  - id: a\n    action: runbook.run\n    with:\n      runbook: redis-aof\n      params: { instance: cache }\n",

@@ -38,7 +38,7 @@ fn the_shipped_quarterly_plan_falls_on_first_wednesdays_at_nine_in_seoul() {
     // Seoul keeps +09:00 all year: 09:00 there is 00:00 UTC the same day.
     let plan = shipped();
     let names: Vec<&str> = plan.drills.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["q1-mongo-pitr", "q2-redis-aof", "q4-dr-region"]);
+    assert_eq!(names, ["q1-mongo-pitr", "q2-redis-aof", "q3-full-outage", "q4-dr-region"]);
     // (drill, after, how many, expected (local, UTC) pairs)
     type Case<'a> = (&'a str, &'a str, usize, &'a [(&'a str, &'a str)]);
     let table: &[Case] = &[
@@ -65,10 +65,10 @@ fn the_shipped_quarterly_plan_falls_on_first_wednesdays_at_nine_in_seoul() {
         let d = plan.get(name).unwrap();
         assert_eq!(next(d, after, *n), pairs(expect), "{name} after {after}");
     }
-    // Q3's rule (commented out in the file until its runbook exists).
-    let q3 = drill("FREQ=YEARLY;BYMONTH=9;BYDAY=1WE;BYHOUR=9;BYMINUTE=0;BYSECOND=0", "Asia/Seoul");
+    // Q3, the full outage.
+    let q3 = plan.get("q3-full-outage").unwrap();
     assert_eq!(
-        next(&q3, "2026-01-01T00:00:00Z", 2),
+        next(q3, "2026-01-01T00:00:00Z", 2),
         pairs(&[
             ("2026-09-02T09:00:00+09:00", "2026-09-02T00:00:00Z"),
             ("2027-09-01T09:00:00+09:00", "2027-09-01T00:00:00Z"),

@@ -14,7 +14,7 @@ fn drills_check_passes_the_shipped_plan_and_points_at_each_problem() {
     let out = ripcord_tests::bare_cli(dir.path()).args(["drills", "check", &shipped()]).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("ok (3 drills: q1-mongo-pitr, q2-redis-aof, q4-dr-region)"), "{stdout}");
+    assert!(stdout.contains("ok (4 drills: q1-mongo-pitr, q2-redis-aof, q3-full-outage, q4-dr-region)"), "{stdout}");
 
     let bad = dir.path().join("drills.yaml");
     fs::write(
@@ -56,7 +56,7 @@ fn drills_next_lists_each_drill_in_its_zone_and_in_utc() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     let rows: Vec<&str> = stdout.lines().skip(1).collect();
-    assert_eq!(rows.len(), 6, "{stdout}");
+    assert_eq!(rows.len(), 8, "{stdout}");
     for row in &rows {
         // 09:00 in Seoul is midnight UTC the same day.
         assert!(row.contains("T09:00:00+09:00 Asia/Seoul"), "{row}");
