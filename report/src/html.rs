@@ -81,17 +81,19 @@ pub fn html(r: &Report) -> String {
     h.push_str("<h2>Timeline</h2>\n");
     h.push_str(&svg(r));
     cleaned_up(r, &mut h);
+    steps(r, &mut h);
+    answers_and_notices(r, &mut h);
+    follow_up(r, &mut h);
+    h.push_str("</body>\n</html>\n");
+    h
+}
 
+/// "Steps": each step against its budget, with its attempts and failures.
+fn steps(r: &Report, h: &mut String) {
+    let e = escape;
     h.push_str("<h2>Steps</h2>\n<table>\n<tr><th>Step</th><th>Action</th><th>Status</th><th>Started</th><th>Took</th><th>Budget</th><th>Over budget</th><th>Attempts</th><th>Failures</th></tr>\n");
     for s in &r.steps {
-        let mut status = match (&s.skip_reason, s.handler) {
-            (Some(why), _) => format!("skipped: {why}"),
-            (None, true) => format!("{} (handler)", s.status),
-            (None, false) => s.status.clone(),
-        };
-        if s.cleanup {
-            status.push_str(" (cleanup)");
-        }
+        let status = s.status_line();
         let failures: Vec<String> =
             s.failures.iter().map(|f| format!("#{} at {}: {}", f.attempt, e(&f.at), e(&f.error))).collect();
         let _ = writeln!(
@@ -110,10 +112,14 @@ pub fn html(r: &Report) -> String {
         );
     }
     h.push_str("</table>\n");
+}
 
+/// "Approvals and checklist answers" and "Notices sent".
+fn answers_and_notices(r: &Report, h: &mut String) {
+    let e = escape;
     h.push_str("<h2>Approvals and checklist answers</h2>\n");
     list(
-        &mut h,
+        h,
         r.answers.iter().map(|a| {
             let what = match (a.item, &a.text) {
                 (Some(i), Some(t)) => format!("checklist item {i} “{}”", e(t)),
@@ -126,7 +132,7 @@ pub fn html(r: &Report) -> String {
 
     h.push_str("<h2>Notices sent</h2>\n");
     list(
-        &mut h,
+        h,
         r.notices.iter().map(|n| {
             let how = if n.delivered {
                 "sent".to_string()
@@ -137,7 +143,11 @@ pub fn html(r: &Report) -> String {
             format!("{} <code>{}</code> ({}{step}): {how}", e(&n.at), e(&n.name), e(&n.topic))
         }),
     );
+}
 
+/// "Action items" and "Playbook changes needed".
+fn follow_up(r: &Report, h: &mut String) {
+    let e = escape;
     h.push_str("<h2>Action items</h2>\n");
     if r.action_items.is_empty() {
         h.push_str("<p>None.</p>\n");
@@ -153,10 +163,8 @@ pub fn html(r: &Report) -> String {
     if r.playbook_changes.is_empty() {
         h.push_str("<p>None: every step ran within its budget and nobody left a note.</p>\n");
     } else {
-        list(&mut h, r.playbook_changes.iter().map(|c| e(c)));
+        list(h, r.playbook_changes.iter().map(|c| e(c)));
     }
-    h.push_str("</body>\n</html>\n");
-    h
 }
 
 /// "Parts": each child run of a composite run against its own RTO, then

@@ -192,6 +192,22 @@ pub struct StepReport {
     pub error: Option<String>,
 }
 
+impl StepReport {
+    /// Its state in words: "skipped: why", "failed (handler)",
+    /// "succeeded (cleanup)".
+    pub fn status_line(&self) -> String {
+        let mut status = match (&self.skip_reason, self.handler) {
+            (Some(why), _) => format!("skipped: {why}"),
+            (None, true) => format!("{} (handler)", self.status),
+            (None, false) => self.status.clone(),
+        };
+        if self.cleanup {
+            status.push_str(" (cleanup)");
+        }
+        status
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptFailure {
     pub attempt: u32,

@@ -43,19 +43,20 @@ pub fn markdown(r: &Report) -> String {
     m.push_str(&gantt::text(r));
     m.push_str("```\n\n");
     cleaned_up(r, &mut m);
+    steps(r, &mut m);
+    answers_and_notices(r, &mut m);
+    follow_up(r, &mut m);
+    m
+}
 
+/// "Steps": each step against its budget, with its attempts and failures.
+fn steps(r: &Report, m: &mut String) {
+    let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "—".into());
     m.push_str("## Steps\n\n");
     m.push_str("| Step | Action | Status | Started | Took | Budget | Over budget | Attempts | Failures |\n");
     m.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.steps {
-        let mut status = match (&s.skip_reason, s.handler) {
-            (Some(why), _) => format!("skipped: {why}"),
-            (None, true) => format!("{} (handler)", s.status),
-            (None, false) => s.status.clone(),
-        };
-        if s.cleanup {
-            status.push_str(" (cleanup)");
-        }
+        let status = s.status_line();
         let failures: Vec<String> = s.failures.iter().map(|f| format!("#{}: {}", f.attempt, f.error)).collect();
         m.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -71,7 +72,10 @@ pub fn markdown(r: &Report) -> String {
         ));
     }
     m.push('\n');
+}
 
+/// "Approvals and checklist answers" and "Notices sent".
+fn answers_and_notices(r: &Report, m: &mut String) {
     m.push_str("## Approvals and checklist answers\n\n");
     if r.answers.is_empty() {
         m.push_str("None.\n");
@@ -100,7 +104,10 @@ pub fn markdown(r: &Report) -> String {
         m.push_str(&format!("- {} `{}` ({}{step}): {how}\n", n.at, n.name, n.topic));
     }
     m.push('\n');
+}
 
+/// "Action items" and "Playbook changes needed".
+fn follow_up(r: &Report, m: &mut String) {
     m.push_str("## Action items\n\n");
     if r.action_items.is_empty() {
         m.push_str("None.\n");
@@ -117,7 +124,6 @@ pub fn markdown(r: &Report) -> String {
     for c in &r.playbook_changes {
         m.push_str(&format!("- {}\n", cell(c)));
     }
-    m
 }
 
 /// "Parts": each child run of a composite run against its own RTO, then
