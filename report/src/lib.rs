@@ -545,9 +545,12 @@ fn change(a: &ActionItem, steps: &[StepReport]) -> String {
             "Step {step}: it failed ({}); fix its cause, or give it a retry, a check before it or an on_failure handler.",
             s.and_then(|s| s.error.clone()).unwrap_or_default()
         ),
+        ActionKind::Cleanup if s.is_some_and(|s| s.status == "failed") => format!(
+            "Cleanup step {step}: it failed ({}); fix its cause or give it a retry, so a rehearsal leaves nothing behind.",
+            s.and_then(|s| s.error.clone()).unwrap_or_default()
+        ),
         ActionKind::Cleanup => format!(
-            "Cleanup step {step}: {}; make it dependable (a retry, a check, an approval asked early) so a rehearsal leaves nothing behind.",
-            a.title
+            "Cleanup step {step}: it had not run when the report was made; see that it runs before the rehearsal day ends (ask for its approval early, name who gives it)."
         ),
         ActionKind::Note => {
             let on = if step.is_empty() { String::new() } else { format!(" (step {step})") };

@@ -149,7 +149,12 @@ fn cleanup_outcomes_are_listed_and_do_not_count_against_the_rto() {
     assert_eq!(r.action_items[2].labels, ["ripcord", "outage", "cleanup"]);
     assert!(r.action_items[2].body.contains("failed: AccessDenied on <secret> & co"), "{}", r.action_items[2].body);
     assert_eq!(r.playbook_changes.len(), 3);
-    assert!(r.playbook_changes[1].starts_with("Cleanup step delete: cleanup not done yet"), "{:?}", r.playbook_changes);
+    assert!(r.playbook_changes[1].starts_with("Cleanup step delete: it had not run"), "{:?}", r.playbook_changes);
+    assert!(
+        r.playbook_changes[2].starts_with("Cleanup step put-back: it failed (AccessDenied on <secret> & co)"),
+        "{:?}",
+        r.playbook_changes
+    );
 }
 
 #[test]
