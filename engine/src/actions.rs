@@ -105,7 +105,10 @@ args! {
     FileCopy { from: String, to: String }
     FileNewest { dir: String, pattern: String }
     /// Run a built-in runbook as a child run (same mode, incident time and
-    /// environment as its parent) and wait for it; `params` are the child's.
+    /// environment as its parent, started once per step attempt: the key is
+    /// the idempotency key) and wait for it; `params` are the child's.
+    /// Outputs: `run_id`, `status` (the child's), `recovered_in_s` (from
+    /// the child's incident to its recovery) and `rto_s` (its RTO target).
     RunbookRun { runbook: String, #[serde(default)] params: Map<String> }
 }
 

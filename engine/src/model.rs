@@ -46,7 +46,8 @@ pub struct RunView {
     pub now_ms: Millis,
     pub created_at_ms: Millis,
     pub incident_at_ms: Millis,
-    /// When every step that is not deferred finished: the end of the RTO clock.
+    /// When every main step that is not deferred finished (cleanup steps
+    /// never count): the end of the RTO clock.
     pub recovered_at_ms: Option<Millis>,
     pub finished_at_ms: Option<Millis>,
     /// The runbook's RTO.

@@ -2,10 +2,12 @@
 //!
 //! A runbook is YAML: `id`, `title`, `description`, `rto`, `rpo`, `params`,
 //! `steps` and `cleanup` (steps that run after the main ones, in drills
-//! only; loaded as steps marked [`Step::cleanup`]). Loading never stops at the first problem: every problem is
-//! collected as a [`Diagnostic`] with its line and column, so `ripcord
-//! runbook check` can show them all at once. `check.rs` adds the checks that
-//! need the whole runbook (DAG, templates).
+//! only; loaded as steps marked [`Step::cleanup`]). A step may say which
+//! rehearsal milestone its success reaches (`milestone: restore`). Loading
+//! never stops at the first problem: every problem is collected as a
+//! [`Diagnostic`] with its line and column, so `ripcord runbook check` can
+//! show them all at once. `check.rs` adds the checks that need the whole
+//! runbook (DAG, templates, cleanup, child runbooks).
 
 use crate::duration;
 use crate::hint;

@@ -335,3 +335,18 @@ fn cleanup_may_read_main_outputs_and_wait_for_people() {
     let rb = check(&text).unwrap_or_else(|d| panic!("{d:#?}"));
     assert_eq!(rb.steps.iter().filter(|s| s.cleanup).count(), 3);
 }
+
+/// A failed drill that is still cleaning up escalates no more: the failure
+/// has been told, and the recovery is over.
+#[test]
+fn a_failed_drill_cleaning_up_does_not_escalate() {
+    let text = "id: n\ntitle: n\nparams:\n  hook: { default: \"http://127.0.0.1:9/h\" }\nnotify:\n  webhook: \"{{ params.hook }}\"\n  on: [escalation]\n  escalate:\n    - { after: 15m, text: leads }\nsteps:\n  - {id: a, action: noop}\ncleanup:\n  - {id: ok, action: approve}\n";
+    let mut s = Sim::drill(text, &[]);
+    s.fail("a");
+    assert_eq!(s.status("ok"), "waiting");
+    s.now = T0 + 16 * 60_000;
+    s.feed(Input::RunTimer { timer: ripcord_engine::run::RunTimer::Escalate { tier: 1 } }).unwrap();
+    assert!(!s.events.iter().any(|(k, _)| *k == EventKind::Escalated), "{:?}", s.events);
+    approve(&mut s, "ok");
+    assert_eq!(s.state.status, RunStatus::Failed);
+}

@@ -85,7 +85,9 @@ impl Machine<'_> {
 
     /// Tier `tier` is due: announced only if the run has not recovered.
     fn escalate(&mut self, tier: usize) {
-        if self.state.recovered_at.is_some() {
+        // Recovered, or failed with only a drill's cleanup left: nobody is
+        // to be called about the recovery any more.
+        if self.state.recovered_at.is_some() || (self.state.failing.is_some() && self.main_over()) {
             return;
         }
         let Some(t) = self.rb.notify.as_ref().and_then(|n| n.escalate.get(tier.wrapping_sub(1))) else { return };

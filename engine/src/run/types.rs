@@ -170,7 +170,8 @@ pub struct RunState {
     /// Why the run is failing (set by a step failure with `on_failure: stop`
     /// or handlers); no new steps start while set.
     pub failing: Option<String>,
-    /// When every step that is not deferred finished: the end of the RTO clock.
+    /// When every main step that is not deferred finished (cleanup steps
+    /// never count): the end of the RTO clock.
     pub recovered_at: Option<Millis>,
     pub finished_at: Option<Millis>,
     /// Where the runbook's `notify:` notices go, resolved from the params
