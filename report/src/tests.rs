@@ -70,8 +70,13 @@ impl Sim {
 
     /// A run of runbook `text` started at [`T0`], its incident then too.
     pub(crate) fn of(text: &str, mode: Mode) -> Sim {
+        Sim::with_params(text, mode, BTreeMap::new())
+    }
+
+    /// A run of runbook `text` with `params`.
+    pub(crate) fn with_params(text: &str, mode: Mode, params: BTreeMap<String, Value>) -> Sim {
         let rb = check(text).unwrap_or_else(|d| panic!("{d:?}"));
-        let new = NewRun { id: "0123456789abcdef".into(), mode, params: BTreeMap::new(), incident_at: Some(T0) };
+        let new = NewRun { id: "0123456789abcdef".into(), mode, params, incident_at: Some(T0) };
         let t = start(&rb, new, T0).unwrap();
         let mut sim = Sim { rb, state: t.state.clone(), events: vec![], effects: vec![] };
         sim.take(t, T0, Some(actor("alice")));

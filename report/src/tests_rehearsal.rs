@@ -6,7 +6,7 @@
 use super::*;
 use crate::tests::{SECRET, Sim, T0, actor};
 use ripcord_engine::milestone::Milestone;
-use ripcord_engine::run::Input;
+use ripcord_engine::run::{Input, StepStatus};
 use ripcord_engine::value::Value;
 use std::collections::BTreeMap;
 
@@ -421,4 +421,90 @@ fn a_format_1_report_still_reads() {
     }
     let back: Report = serde_json::from_value(j).unwrap();
     assert!(back.cleanup.is_empty() && back.milestones.is_empty() && back.parts.is_empty());
+}
+
+/// Drives the run to its end, a minute per move: each running step
+/// succeeds (`runbook.run` ones with `outputs(step)`), each approval is
+/// given, each checklist item confirmed.
+fn drive(sim: &mut Sim, outputs: impl Fn(&str) -> BTreeMap<String, Value>) -> Millis {
+    let mut at = T0;
+    for _ in 0..200 {
+        if sim.state.status.is_finished() {
+            return at;
+        }
+        at += MIN;
+        let v = sim.view(at);
+        let Some(step) = v.steps.iter().find(|s| matches!(s.status, StepStatus::Running | StepStatus::Waiting)) else {
+            panic!("stuck: {:?}", v.steps.iter().map(|s| (&s.id, &s.status)).collect::<Vec<_>>());
+        };
+        let id = step.id.clone();
+        match (&step.status, step.action.as_str()) {
+            (StepStatus::Waiting, "approve") => {
+                sim.input(Input::Approve { step: id, by: actor("alice"), note: String::new() }, at, None)
+            }
+            (StepStatus::Waiting, _) => {
+                let item = step.checklist.iter().find(|i| i.confirmed.is_none()).map_or(1, |i| i.item as usize);
+                sim.input(Input::Confirm { step: id, item, by: actor("alice"), note: String::new() }, at, None)
+            }
+            _ => sim.succeed_with(&id, outputs(&id), at),
+        }
+    }
+    panic!("the run did not end")
+}
+
+#[test]
+fn the_q3_full_outage_drill_has_a_part_per_child_run() {
+    let text = ripcord_engine::builtin::get("full-outage").expect("the Q3 composite runbook is built in");
+    let params = [("project_id", "p1"), ("cluster", "main"), ("health_url", "http://api/health"), ("webhook", SECRET)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::str(v)))
+        .collect();
+    let mut sim = Sim::with_params(text, Mode::Drill, params);
+    let children = [("mongo", 1_500, 1_800), ("redis", 200, 300), ("api", 700, 600)];
+    let end = drive(&mut sim, |step| {
+        children
+            .iter()
+            .find(|(s, ..)| *s == step)
+            .map(|(s, got, rto)| outputs(&format!("child-{s}"), None, *got, *rto))
+            .unwrap_or_default()
+    });
+    let r = Report::of(&sim.view(end));
+    assert_eq!(r.status, RunStatus::Succeeded);
+
+    let parts: Vec<_> =
+        r.parts.iter().map(|p| (p.step.as_str(), p.run_id.as_deref(), p.rto.achieved_ms, p.rto.met)).collect();
+    assert_eq!(
+        parts,
+        [
+            ("mongo", Some("child-mongo"), Some(1_500_000), Some(true)),
+            ("redis", Some("child-redis"), Some(200_000), Some(true)),
+            ("api", Some("child-api"), Some(700_000), Some(false)),
+        ]
+    );
+    assert!(r.parts.iter().all(|p| p.runbook.is_none()), "runbook.run's outputs do not name the child runbook");
+    assert_eq!(r.parts[0].title, "MongoDB — point-in-time restore (mongo-pitr)");
+
+    let reached: Vec<(Milestone, MilestoneStatus)> = r.milestones.iter().map(|m| (m.name, m.status)).collect();
+    use MilestoneStatus::{NotReached, OnTime};
+    assert_eq!(
+        reached,
+        [
+            (Milestone::KickOff, OnTime),
+            (Milestone::Snapshot, NotReached),
+            (Milestone::Restore, OnTime),
+            (Milestone::Verification, OnTime),
+            (Milestone::Done, OnTime),
+        ],
+        "the composite claims no snapshot of its own"
+    );
+    let cleanup: Vec<(&str, CleanupOutcome)> = r.cleanup.iter().map(|c| (c.step.as_str(), c.outcome)).collect();
+    assert_eq!(cleanup, [("day-after", CleanupOutcome::Done)]);
+    assert!(r.action_items.is_empty(), "{:?}", r.action_items);
+
+    let s = summary(&r);
+    assert!(s.contains("Parts: ✅ mongo 25m/30m, ✅ redis 3m20s/5m, ❌ api 11m40s/10m\n"), "{s}");
+    assert!(s.contains("Cleaned up: day-after\n") && !s.contains("Cleanup not done"), "{s}");
+    for out in [s, markdown(&r), html(&r), json(&r)] {
+        assert!(!out.contains(SECRET), "the webhook leaked: {out}");
+    }
 }
