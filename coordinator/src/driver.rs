@@ -117,6 +117,8 @@ pub struct Runs {
     store: Store,
     /// The id of each run as it finishes (committed).
     finished: tokio::sync::broadcast::Sender<String>,
+    /// The id of each run whose change was committed.
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Runs {
@@ -165,16 +167,22 @@ impl Runs {
 
     /// The run `id` once it has finished (at once if it has).
     pub async fn finished(&self, id: &str) -> Result<RunRecord, Error> {
-        let mut rx = self.finished.subscribe();
-        // Bounded by the runs that finish meanwhile; each wake rechecks the store.
+        self.until(id, |r| r.state.status.is_finished()).await
+    }
+
+    /// The run `id` once `pred` holds for it as committed (at once if it
+    /// does): woken by every commit of that run.
+    pub async fn until(&self, id: &str, pred: impl Fn(&RunRecord) -> bool) -> Result<RunRecord, Error> {
+        let mut rx = self.changed.subscribe();
+        // Bounded by the commits that happen meanwhile; each wake rechecks the store.
         loop {
             let record = self.store.run(id)?.ok_or_else(|| Error::NotFound(format!("no run \"{id}\"")))?;
-            if record.state.status.is_finished() {
+            if pred(&record) {
                 return Ok(record);
             }
             loop {
                 match rx.recv().await {
-                    Ok(done) if done == id => break,
+                    Ok(changed) if changed == id => break,
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
@@ -207,6 +215,7 @@ pub struct Driver {
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
     environments: Arc<Environments>,
     finished: tokio::sync::broadcast::Sender<String>,
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 /// What one batch will commit and then do.
@@ -228,10 +237,12 @@ impl Driver {
     ) -> (Self, Runs) {
         let (tx, rx) = mpsc::channel(4096);
         let (finished, _) = tokio::sync::broadcast::channel(256);
-        let runs = Runs { tx: tx.clone(), store: store.clone(), finished: finished.clone() };
+        let (changed, _) = tokio::sync::broadcast::channel(1024);
+        let runs = Runs { tx: tx.clone(), store: store.clone(), finished: finished.clone(), changed: changed.clone() };
         let environments = Arc::default();
         let live = HashMap::new();
-        let driver = Driver { store, performer, rx, tx: tx.downgrade(), live, clock, environments, finished };
+        let weak = tx.downgrade();
+        let driver = Driver { store, performer, rx, tx: weak, live, clock, environments, finished, changed };
         // The handles keep the channel open; the driver only holds a weak sender.
         drop(tx);
         (driver, runs)
@@ -536,6 +547,8 @@ impl Driver {
             return Err(Error::Commit(e));
         }
         for (id, record) in &batch.records {
+            // Nobody listening is fine.
+            let _ = self.changed.send(id.clone());
             if record.state.status.is_finished() {
                 info!(run = %id, status = %record.state.status, "run finished");
                 self.live.remove(id);

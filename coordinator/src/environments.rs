@@ -152,4 +152,30 @@ mod tests {
         }
         assert!(toml::from_str::<EnvironmentSection>("agent = \"x\"\n").is_err(), "unknown fields are errors");
     }
+
+    #[test]
+    fn the_shipped_example_environments_read_and_prod_is_protected() {
+        let example = include_str!("../../deploy/config/coordinator.toml");
+        let start = example.find("# [environments.staging]").expect("the example has environments");
+        // Uncomment the example: "# x" → "x", "# # note" → "# note".
+        let text: String =
+            example[start..].lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        #[derive(Deserialize)]
+        struct Example {
+            environments: BTreeMap<String, EnvironmentSection>,
+        }
+        let parsed: Example = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut sections = parsed.environments;
+        for s in sections.values_mut() {
+            for p in s.secret_params.values_mut() {
+                std::fs::write(dir.path().join("hook"), "http://127.0.0.1:9/hook").unwrap();
+                *p = dir.path().join("hook");
+            }
+        }
+        let envs = load_all(&sections).unwrap();
+        let names: Vec<(&str, bool)> = envs.iter().map(|e| (e.name.as_str(), e.is_protected())).collect();
+        assert_eq!(names, [("prod", true), ("staging", false)]);
+        assert!(envs[1].params.contains_key("webhook"));
+    }
 }

@@ -108,7 +108,7 @@ impl Reports {
             write(&self.path(id, format), format.render(&report).as_bytes())?;
         }
         if let Some(url) = webhook {
-            let text = ripcord_report::markdown(&report);
+            let text = ripcord_report::summary(&report);
             self.http.post_text(&url, &format!("{id}/report"), &text, None).await.map_err(Error::Webhook)?;
         }
         write(&self.marker(id), b"")?;

@@ -7,8 +7,10 @@
 //! environment, and a run id derived from the parent's run, step and
 //! attempt: performed again after a coordinator restart, the step finds its
 //! child (the driver refuses a second start with the same id) and waits for
-//! it instead of starting another. A child that fails fails the step, and
-//! a retry of the step starts a new child (a new attempt).
+//! it instead of starting another. The step is done when the child has
+//! recovered (a drill child's cleanup, such as a cluster deletion waiting
+//! for approval, goes on in the child's own run). A child that fails fails
+//! the step, and a retry of the step starts a new child (a new attempt).
 
 use super::{BoxFuture, Call, Integration, Outcome};
 use crate::driver::{self, Runs, StartRequest};
@@ -57,6 +59,23 @@ impl Integration for SubRuns {
     }
 }
 
+/// Whether a child's outcome is known: it finished, recovered (its
+/// cleanup — a deletion waiting for approval — goes on in its own run, not
+/// holding up the next part), or failed with its cleanup under way.
+fn settled(r: &crate::store::RunRecord) -> bool {
+    let s = &r.state;
+    if s.status.is_finished() || s.recovered_at.is_some() {
+        return true;
+    }
+    s.failing.is_some()
+        && ripcord_engine::check::check(&r.runbook_text).is_ok_and(|rb| {
+            rb.steps
+                .iter()
+                .filter(|d| d.cleanup)
+                .any(|d| s.steps.get(&d.id).is_some_and(|st| st.status != ripcord_engine::run::StepStatus::Pending))
+        })
+}
+
 async fn run_child(runs: &Runs, call: &Call) -> Result<BTreeMap<String, Value>, String> {
     let runbook = call.args.get("runbook").and_then(Value::as_str).ok_or("missing runbook")?.to_string();
     let text = ripcord_engine::builtin::get(&runbook).ok_or_else(|| format!("no built-in runbook \"{runbook}\""))?;
@@ -81,9 +100,9 @@ async fn run_child(runs: &Runs, call: &Call) -> Result<BTreeMap<String, Value>, 
         Ok(_) | Err(driver::Error::Exists(_)) => {}
         Err(e) => return Err(format!("{runbook} did not start: {e}")),
     }
-    let child = runs.finished(&id).await.map_err(|e| format!("sub-run {id} ({runbook}): {e}"))?;
+    let child = runs.until(&id, settled).await.map_err(|e| format!("sub-run {id} ({runbook}): {e}"))?;
     let s = &child.state;
-    if s.status != RunStatus::Succeeded {
+    if s.recovered_at.is_none() || matches!(s.status, RunStatus::Failed | RunStatus::Aborted) {
         let why = s.failing.as_deref().unwrap_or("no reason recorded");
         return Err(format!("sub-run {id} ({runbook}) {}: {why}", s.status));
     }

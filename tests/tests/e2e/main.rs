@@ -4,12 +4,15 @@
 
 mod auth;
 mod cloud;
+mod cloud_setup;
 mod compose;
 mod config;
 mod crash;
 mod credentials;
+mod drill_runs;
 mod drills;
 mod fleet;
+mod full_outage;
 mod notices;
 mod redis;
 mod report;
