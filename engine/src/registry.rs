@@ -204,7 +204,7 @@ registry! {
     "redis.delete_pattern"    => Runs::Agent,  false, Destructive, read::<a::RedisDeletePattern>,   ["matched", "deleted"];
     "file.copy"               => Runs::Agent,  false, Destructive, read::<a::FileCopy>,             ["sha256", "bytes"];
     "file.newest"             => Runs::Agent,  false, ReadOnly,    read::<a::FileNewest>,           ["path", "age_seconds"];
-    "runbook.run"             => C(Sub),       false, Changes,     read::<a::RunbookRun>,           ["run_id", "status", "recovered_in_s", "rto_s"];
+    "runbook.run"             => C(Sub),       false, Changes,     read::<a::RunbookRun>,           ["run_id", "runbook", "status", "recovered_in_s", "rto_s"];
 }
 
 /// The action called `name`.
@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(a.runs, Runs::Coordinator(Integration::Runs));
         assert_eq!(a.integration().map(Integration::name), Some("runbook"));
         assert_eq!((a.impact, a.credentials, a.section()), (Impact::Changes, false, None));
-        assert_eq!(a.outputs, ["run_id", "status", "recovered_in_s", "rto_s"]);
+        assert_eq!(a.outputs, ["run_id", "runbook", "status", "recovered_in_s", "rto_s"]);
         assert!(Integration::ALL.contains(&Integration::Runs));
     }
 }

@@ -50,8 +50,7 @@ impl Integration for SubRuns {
     fn perform(&self, call: Call) -> BoxFuture<Outcome> {
         let runs = self.runs.get().cloned();
         Box::pin(async move {
-            let Some(runs) = runs else { return Outcome::Failed("sub-runs are not available yet".into()) };
-            match run_child(&runs, &call).await {
+            match run_child(runs.as_ref(), &call).await {
                 Ok(outputs) => Outcome::Succeeded(outputs),
                 Err(e) => Outcome::Failed(e),
             }
@@ -76,9 +75,10 @@ fn settled(r: &crate::store::RunRecord) -> bool {
         })
 }
 
-async fn run_child(runs: &Runs, call: &Call) -> Result<BTreeMap<String, Value>, String> {
+async fn run_child(runs: Option<&Runs>, call: &Call) -> Result<BTreeMap<String, Value>, String> {
     let runbook = call.args.get("runbook").and_then(Value::as_str).ok_or("missing runbook")?.to_string();
     let text = ripcord_engine::builtin::get(&runbook).ok_or_else(|| format!("no built-in runbook \"{runbook}\""))?;
+    let runs = runs.ok_or("the coordinator's run driver is not running yet")?;
     let params: BTreeMap<String, Value> = match call.args.get("params") {
         Some(Value::Map(m)) => m.clone(),
         _ => BTreeMap::new(),
@@ -112,6 +112,7 @@ async fn run_child(runs: &Runs, call: &Call) -> Result<BTreeMap<String, Value>, 
         .map_or(Value::Null, |d| Value::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
     let mut out = BTreeMap::new();
     out.insert("run_id".into(), Value::str(&id));
+    out.insert("runbook".into(), Value::str(&runbook));
     out.insert("status".into(), Value::str(s.status.to_string()));
     out.insert("recovered_in_s".into(), s.recovered_at.map_or(Value::Null, |r| Value::Int((r - s.incident_at) / 1000)));
     out.insert("rto_s".into(), rto_s);
