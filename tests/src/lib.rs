@@ -502,3 +502,64 @@ pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &Coor
 pub fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Writes the coordinator config like [`write_coordinator_config`], with
+/// `top` first: root keys such as `drills = "FILE"`, which TOML wants
+/// before any table (`extras.toml` comes after `[tls]`).
+pub fn write_coordinator_config_with_top(
+    dir: &Path,
+    pki: &Pki,
+    listen: &str,
+    top: &str,
+    extras: &CoordinatorExtras,
+) -> PathBuf {
+    let cfg = write_coordinator_config(dir, pki, listen, extras);
+    let text = fs::read_to_string(&cfg).expect("coordinator config");
+    fs::write(&cfg, format!("{top}\n{text}")).expect("coordinator config");
+    cfg
+}
+
+/// Starts `ripcord-coordinator --config CFG` in `dir` (environment as for
+/// [`start_coordinator_with`]: no `AWS_*` of the machine, then
+/// `extras.env`) and returns at once, without waiting for its address.
+pub fn spawn_coordinator(dir: &Path, cfg: &Path, extras: &CoordinatorExtras) -> Proc {
+    let mut cmd = Command::new(bin("ripcord-coordinator"));
+    cmd.arg("--config").arg(cfg);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"));
+    for (k, v) in &extras.env {
+        cmd.env(k, v);
+    }
+    Proc::spawn("coordinator", cmd, dir.join("coordinator-top.log"))
+}
+
+impl Cluster {
+    /// [`Cluster::start_with`] (no agents) whose coordinator config starts
+    /// with the root keys `top` (e.g. `drills = "FILE"`).
+    pub fn start_with_top(top: &str, extras: CoordinatorExtras) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::new(&dir.path().join("pki"));
+        pki.issue("coordinator", Role::Coordinator);
+        pki.issue(OPERATOR, Role::Operator);
+        pki.issue(VIEWER, Role::Viewer);
+        let cfg = write_coordinator_config_with_top(dir.path(), &pki, "127.0.0.1:0", top, &extras);
+        let addr_file = dir.path().join("coordinator.addr");
+        let mut coordinator = spawn_coordinator(dir.path(), &cfg, &extras);
+        let addr = eventually("coordinator to write its address", || {
+            if let Some(status) = coordinator.exited() {
+                return Ok(Err(format!("coordinator exited with {status}: {}", coordinator.log_text())));
+            }
+            fs::read_to_string(&addr_file).map(Ok).map_err(|e| e.to_string())
+        });
+        let addr = addr.unwrap_or_else(|e| panic!("{e}"));
+        let cluster = Self { dir, pki, extras, coordinator, addr, agents: vec![] };
+        cluster.wait_ready();
+        cluster
+    }
+}
