@@ -397,3 +397,122 @@ fn q3_full_outage_drill_recovers_mongo_redis_and_the_api_in_order() {
         assert!(!v.to_string().contains(HOOK_PATH), "the webhook URL is in the {what} view");
     }
 }
+
+#[test]
+fn a_redis_repair_that_fails_fails_the_parent_at_its_step_and_the_api_part_never_starts() {
+    let o = outage();
+    let (s, redis) = (&o.s, &o.redis);
+    // The base RDB of the AOF is damaged too: redis-check-aof cannot repair that.
+    let base = std::fs::read_dir(redis.aof_dir())
+        .expect("AOF dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".base.rdb"))
+        .expect("base RDB");
+    let mut bytes = std::fs::read(&base).expect("base RDB");
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 16] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&base, bytes).expect("damage the base RDB");
+
+    let incident_ms = (ripcord_pki::clock::now_ms() / 1000 - 30) * 1000;
+    let parent = start_full_outage(s, &rfc3339(incident_ms));
+    s.confirm_checklist(&parent, "prepare");
+    let mongo = child_of(s, &parent, "mongo-pitr");
+    s.confirm_checklist(&mongo, "validate");
+    let redis_run = child_of(s, &parent, "redis-aof");
+    let r = s.wait(&redis_run, "redis-aof finished", 90, |v| v["status"] != "running");
+    assert_eq!(r["status"], "failed", "{}", step_states(&r));
+    assert!(r["recovered_at_ms"].is_null(), "{}", r["recovered_at_ms"]);
+    let fix_error = step(&r, "fix")["error"].as_str().unwrap_or_default().to_string();
+    assert!(fix_error.contains("redis-rdb"), "the failure names the RDB restore: {fix_error}");
+    assert_eq!(step(&r, "use-rdb")["status"], "succeeded", "{}", step_states(&r));
+    assert!(
+        s.hook
+            .requests()
+            .iter()
+            .any(|h| h.path == HOOK_PATH && h.body.contains("redis-rdb") && h.body.contains(&redis_run)),
+        "{:?}",
+        s.hook.requests()
+    );
+
+    // The parent's redis step fails, naming the child; the API part never
+    // starts; the drill's own cleanup (day-after) still runs.
+    s.confirm_checklist(&parent, "day-after");
+    let p = s.wait(&parent, "full-outage finished", 90, |v| v["status"] != "running");
+    assert_eq!(p["status"], "failed", "{}", step_states(&p));
+    assert!(p["recovered_at_ms"].is_null(), "recorded as recovered: {}", p["recovered_at_ms"]);
+    assert_eq!(step(&p, "mongo")["status"], "succeeded", "{}", step_states(&p));
+    assert_eq!(step(&p, "mongo")["outputs"]["run_id"], mongo.as_str());
+    let st = step(&p, "redis");
+    assert_eq!(st["status"], "failed", "{}", step_states(&p));
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&redis_run) && error.contains("redis-aof") && error.contains("failed"), "{error}");
+    assert!(p["failing"].as_str().is_some_and(|f| f.contains("step redis failed")), "{}", p["failing"]);
+    for later in ["api", "health"] {
+        assert!(step(&p, later)["started_at_ms"].is_null(), "{later} started: {}", step(&p, later));
+        assert_ne!(step(&p, later)["status"], "succeeded", "{later}: {}", step_states(&p));
+    }
+    let all = runs(s);
+    assert!(!all.iter().any(|r| r["runbook_id"] == "api-down"), "an api-down run started: {all:?}");
+    assert_eq!(all.len(), 3, "the parent and two children: {all:?}");
+    assert_eq!(step(&p, "day-after")["status"], "succeeded", "{}", step_states(&p));
+
+    // The report: the mongo part with its RTO, the redis part failed with the reason, the API part never ran.
+    let rep = report_json(s, &parent);
+    assert_eq!((rep["status"].as_str(), rep["rto"]["achieved_ms"].as_i64()), (Some("failed"), None), "{}", rep["rto"]);
+    let parts = rep["parts"].as_array().expect("parts");
+    let summary: Vec<(&str, &str, Option<&str>)> = parts
+        .iter()
+        .map(|p| (p["step"].as_str().unwrap_or("?"), p["status"].as_str().unwrap_or("?"), p["run_id"].as_str()))
+        .collect();
+    assert_eq!(summary.len(), 3, "{}", rep["parts"]);
+    assert_eq!(summary[0], ("mongo", "succeeded", Some(mongo.as_str())));
+    assert_eq!(summary[1], ("redis", "failed", None), "{}", parts[1]);
+    assert_eq!((summary[2].0, summary[2].2), ("api", None), "{}", parts[2]);
+    assert_ne!(summary[2].1, "succeeded", "{}", parts[2]);
+    assert!(parts[1]["error"].as_str().is_some_and(|e| e.contains(&redis_run)), "{}", parts[1]);
+    let m = s.cluster.view(&mongo).expect("mongo child view");
+    let achieved = (ms(&m, "recovered_at_ms") - incident_ms) / 1000 * 1000;
+    assert_eq!(parts[0]["rto"]["achieved_ms"].as_i64(), Some(achieved), "{}", parts[0]);
+    for run in [&parent, &mongo, &redis_run] {
+        s.assert_no_leaks(run);
+    }
+}
+
+#[test]
+fn a_coordinator_restart_while_a_child_waits_resumes_that_child_not_a_new_one() {
+    let mut s = setup_with(Switch::Secret, |_| {}, "");
+    let incident_ms = (ripcord_pki::clock::now_ms() / 1000 - 30) * 1000;
+    let parent = start_full_outage(&s, &rfc3339(incident_ms));
+    s.confirm_checklist(&parent, "prepare");
+    let mongo = child_of(&s, &parent, "mongo-pitr");
+    let m = s.wait(&mongo, "validate waiting", 90, |v| {
+        v["status"] != "running" || step(v, "validate")["status"] == "waiting"
+    });
+    assert_eq!(step(&m, "validate")["status"], "waiting", "{}", step_states(&m));
+    assert_eq!(step(&s.cluster.view(&parent).expect("parent view"), "mongo")["status"], "running");
+
+    s.cluster.restart_coordinator();
+
+    // The parent's step, performed again, waits for the same child.
+    s.confirm_checklist(&mongo, "validate");
+    let p = s.wait(&parent, "mongo done", 90, |v| v["status"] != "running" || step(v, "mongo")["status"] != "running");
+    let st = step(&p, "mongo");
+    assert_eq!(st["status"], "succeeded", "{}", step_states(&p));
+    assert_eq!((st["attempt"].as_u64(), st["outputs"]["run_id"].as_str()), (Some(1), Some(mongo.as_str())), "{st}");
+    let children: Vec<J> = runs(&s).into_iter().filter(|r| r["runbook_id"] == "mongo-pitr").collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    // One restore, one restore cluster: nothing was done twice.
+    assert_eq!(s.atlas.restore_jobs_created(), 1);
+    assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters")), 1);
+    let m = s.cluster.view(&mongo).expect("mongo child view");
+    assert_eq!(
+        st["outputs"]["recovered_in_s"].as_i64(),
+        Some((ms(&m, "recovered_at_ms") - incident_ms) / 1000),
+        "{st}"
+    );
+    s.assert_no_leaks(&parent);
+    s.assert_no_leaks(&mongo);
+}
