@@ -21,6 +21,8 @@ use super::cloud_setup::*;
 const STAGING_CLUSTER: &str = "chat-staging";
 const STAGING_SECRET: &str = "chat-app/staging/database";
 const STAGING_NS: &str = "staging";
+/// The secret part of the staging webhook's URL.
+const WEBHOOK_TOKEN: &str = "T0KEN-never-shown";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -201,4 +203,129 @@ fn a_drill_touching_prod_is_refused_at_start_and_nothing_is_touched() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("a drill in environment staging would start"), "{stdout}");
     assert_eq!(runs(&s.cluster), Vec::<J>::new(), "a plan starts nothing");
+}
+
+// ---------------------------------------------------------------------------
+// A staging drill of mongo-pitr, cleanup and report
+// ---------------------------------------------------------------------------
+
+/// The cloud setup with a staging environment that holds its resources
+/// (prod holds others): every mongo-pitr param from the environment, the
+/// webhook (with a token in its path) from a `secret_params` file.
+fn staging_setup() -> (Setup, tempfile::TempDir) {
+    let mut s = setup(Switch::Secret, |_| {});
+    let files = tempfile::tempdir().expect("temp dir");
+    let webhook = s.hook.url(&format!("/hooks/staging-{WEBHOOK_TOKEN}"));
+    let webhook_file = files.path().join("staging-webhook.url");
+    std::fs::write(&webhook_file, format!("{webhook}\n")).expect("webhook file");
+    let health = s.api.url("/health");
+    s.cluster.extras.toml.push_str(&format!(
+        "\n[environments.staging]\nagents = \"env=staging\"\natlas_project = \"{PROJECT}\"\n\
+         atlas_clusters = [\"{SOURCE}\"]\nsecrets = [\"{SECRET_ID}\"]\nnamespaces = [\"{NS}\"]\n\
+         params = {{ project_id = \"{PROJECT}\", cluster = \"{SOURCE}\", secret_id = \"{SECRET_ID}\", \
+         namespace = \"{NS}\", deployment = \"{DEPLOYMENT}\", health_url = \"{health}\" }}\n\
+         secret_params = {{ webhook = \"{file}\" }}\n\n\
+         [environments.prod]\nagents = \"env=prod\"\natlas_project = \"{PROJECT}\"\natlas_clusters = [\"chat-prod-eu\"]\n\
+         secrets = [\"chat-app/prod/database\"]\nnamespaces = [\"prod\"]\n",
+        file = webhook_file.display(),
+    ));
+    // The environment names the servers the setup started: read it anew.
+    s.cluster.restart_coordinator();
+    (s, files)
+}
+
+/// `ripcord run mongo-pitr --drill --env staging` (no params) driven to its
+/// end: both rehearsal checklists and validation confirmed, the deletion
+/// approved. Returns the run id and the restore cluster it created.
+fn staging_drill(s: &Setup) -> (String, String) {
+    let out = s.cluster.cli(OPERATOR, &["run", "mongo-pitr", "--drill", "--env", "staging"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let run = stdout.trim().to_string();
+    s.confirm_checklist(&run, "prepare");
+    s.confirm_checklist(&run, "validate");
+    let v = s.wait(&run, "approve-delete waiting", 90, |v| {
+        v["status"] != "running" || step(v, "approve-delete")["status"] == "waiting"
+    });
+    assert_eq!(step(&v, "approve-delete")["status"], "waiting", "{}", step_states(&v));
+    // The drill switched the app to the restored cluster before cleaning up.
+    assert_eq!(step(&v, "switch-secret")["status"], "succeeded", "{}", step_states(&v));
+    let target = step(&v, "create-cluster")["outputs"]["name"].as_str().unwrap_or_default().to_string();
+    assert!(target.starts_with("restore-"), "{}", step(&v, "create-cluster"));
+    assert!(s.atlas.cluster(&target).is_some(), "the restore cluster {target} does not exist before the deletion");
+    let out = s.cluster.cli(OPERATOR, &["approve", &run, "approve-delete"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    s.confirm_checklist(&run, "day-after");
+    (run, target)
+}
+
+#[test]
+fn a_staging_drill_of_mongo_pitr_deletes_its_cluster_and_puts_the_secret_back() {
+    let (s, _files) = staging_setup();
+    let original = s.secret();
+    assert_eq!(original["mongo_uri"], prod_uri(&s.prod));
+
+    let (run, target) = staging_drill(&s);
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(v["mode"], "drill");
+    for cleanup in ["restore-secret", "restart-back", "approve-delete", "delete-cluster", "day-after"] {
+        assert_eq!(step(&v, cleanup)["status"], "succeeded", "{cleanup}: {}", step_states(&v));
+    }
+
+    // The restore cluster is gone from Atlas (the source is not).
+    eventually(&format!("cluster {target} gone"), || match s.atlas.cluster(&target) {
+        None => Ok(()),
+        Some(c) => Err(format!("{}", c["stateName"])),
+    });
+    assert!(s.atlas.cluster(SOURCE).is_some());
+    assert_eq!(s.atlas.count("DELETE", &format!("/groups/{PROJECT}/clusters/{target}")), 1);
+    // The secret holds the original URI again (a new version with the old
+    // value), and the app reads prod again.
+    assert_eq!(s.secret(), original);
+    assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.prod).as_str()));
+
+    // The report: files under the data dir, with the cleanup section.
+    wait_report(&s.cluster, &run);
+    let md = std::fs::read_to_string(report_path(&s.cluster, &run, "md")).expect("markdown report");
+    let section = md.split("## What was cleaned up").nth(1).unwrap_or_else(|| panic!("no cleanup section:\n{md}"));
+    let line = section.lines().find(|l| l.contains("`delete-cluster`")).unwrap_or_default();
+    assert!(line.starts_with("- ✅ `delete-cluster` `atlas.delete_cluster`"), "{section}");
+    let json: J = serde_json::from_str(&std::fs::read_to_string(report_path(&s.cluster, &run, "json")).unwrap())
+        .expect("JSON report");
+    assert_eq!(json["run_id"], run.as_str(), "{json}");
+    let html = std::fs::read_to_string(report_path(&s.cluster, &run, "html")).expect("HTML report");
+    assert!(html.contains("delete-cluster"), "the HTML report has no cleanup step");
+
+    // No secret in the report files (nor in show, the logs or the store).
+    for (name, t) in report_files(&s.cluster, &run) {
+        for secret in [CLIENT_SECRET, PROD_PASSWORD, Moto::SECRET_KEY, WEBHOOK_TOKEN] {
+            assert!(!t.contains(secret), "{secret} leaked into {name}");
+        }
+    }
+    s.assert_no_leaks(&run);
+    // The webhook is a secret param: its token is in no view or log either
+    // (the run's state keeps it to send with, as for any secret param).
+    for args in [vec!["show", run.as_str()], vec!["show", run.as_str(), "--json"], vec!["report", run.as_str()]] {
+        let (stdout, _) = text(&s.cluster.cli(OPERATOR, &args));
+        assert!(stdout.contains(&run), "{args:?}: {stdout}");
+        assert!(!stdout.contains(WEBHOOK_TOKEN), "the webhook URL leaked into {args:?}");
+    }
+    assert!(!s.cluster.coordinator.log_text().contains(WEBHOOK_TOKEN), "the webhook URL is in the log");
+}
+
+#[test]
+#[ignore = "product bug: the coordinator posts a run's report summary only to its runbook's `notify:` webhook, \
+            and no built-in runbook has a `notify:` section, so a built-in drill's summary goes nowhere"]
+fn a_staging_drill_of_mongo_pitr_posts_its_report_summary_to_the_environment_webhook() {
+    let (s, _files) = staging_setup();
+    let (run, _) = staging_drill(&s);
+    let v = s.wait(&run, "finished", 90, |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    wait_report(&s.cluster, &run);
+    let key = format!("{run}/report");
+    let summary: Vec<_> = s.hook.requests().into_iter().filter(|r| r.key.as_deref() == Some(key.as_str())).collect();
+    assert_eq!(summary.len(), 1, "{:?}", s.hook.requests());
+    assert_eq!((summary[0].method.as_str(), summary[0].path.as_str()), ("POST", format!("/hooks/staging-{WEBHOOK_TOKEN}").as_str()));
+    assert!(summary[0].body.contains(&run), "{}", summary[0].body);
 }
