@@ -235,12 +235,11 @@ fn q3_full_outage_drill_recovers_mongo_redis_and_the_api_in_order() {
         );
         assert!(step_ms(&p, id, "started_at_ms") <= ms(c, "created_at_ms"), "{id}: the child started before its step");
     }
-    // The two children that finished with their recovery said so; the mongo
-    // child was still cleaning up (its deletion awaiting approval) when its
-    // step ended.
+    // The two children that finished with their recovery said so (the mongo
+    // child's `status` is the_parents_report_gives_each_part_the_status_its_child_ended_with's
+    // subject); its step ended while it was still cleaning up.
     assert_eq!(step(&p, "redis")["outputs"]["status"], "succeeded");
     assert_eq!(step(&p, "api")["outputs"]["status"], "succeeded");
-    assert_eq!(step(&p, "mongo")["outputs"]["status"], "running");
     assert!(
         step_ms(&p, "mongo", "finished_at_ms") < ms(&m, "finished_at_ms"),
         "the parent waited for the mongo child's cleanup"
@@ -515,4 +514,113 @@ fn a_coordinator_restart_while_a_child_waits_resumes_that_child_not_a_new_one() 
     );
     s.assert_no_leaks(&parent);
     s.assert_no_leaks(&mongo);
+}
+
+/// The parent's outputs for a part are taken when the child recovered, so
+/// a drill child that was still cleaning up then (mongo-pitr: the restore
+/// cluster's deletion awaiting approval) has `status: running` in them for
+/// good, and the parent's report (Parts table, "how the child run ended")
+/// says `running` even when that child had succeeded long before the report
+/// was written.
+#[test]
+#[ignore = "product bug: runbook.run's `status` output is the child's status at recovery (`running` for a drill child still cleaning up), and the report's Parts table shows it as how the child ended (coordinator/src/integrations/subruns.rs run_child; report/src/parts.rs)"]
+fn the_parents_report_gives_each_part_the_status_its_child_ended_with() {
+    let o = outage();
+    let s = &o.s;
+    let parent = start_full_outage(s, &rfc3339((ripcord_pki::clock::now_ms() / 1000 - 30) * 1000));
+    s.confirm_checklist(&parent, "prepare");
+    let mongo = child_of(s, &parent, "mongo-pitr");
+    s.confirm_checklist(&mongo, "validate");
+    // The mongo child's cleanup is approved and done before the parent ends.
+    let m = s.wait(&mongo, "restart-back done", 90, |v| {
+        v["status"] != "running"
+            || step(v, "restart-back")["status"] != "pending" && step(v, "restart-back")["status"] != "running"
+    });
+    assert_eq!(step(&m, "restart-back")["status"], "succeeded", "{}", step_states(&m));
+    let out = s.cluster.cli(OPERATOR, &["approve", &mongo, "approve-delete"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let m = s.wait(&mongo, "mongo-pitr finished", 90, |v| v["status"] != "running");
+    assert_eq!(m["status"], "succeeded", "{}", step_states(&m));
+    for runbook in ["redis-aof", "api-down"] {
+        let child = child_of(s, &parent, runbook);
+        let c = s.wait(&child, "finished", 90, |v| v["status"] != "running");
+        assert_eq!(c["status"], "succeeded", "{runbook}: {}", step_states(&c));
+    }
+    s.confirm_checklist(&parent, "day-after");
+    let p = s.wait(&parent, "full-outage finished", 90, |v| v["status"] != "running");
+    assert_eq!(p["status"], "succeeded", "{}", step_states(&p));
+    assert!(ms(&m, "finished_at_ms") < ms(&p, "finished_at_ms"), "the mongo child ended before the parent");
+
+    let rep = report_json(s, &parent);
+    let statuses: Vec<(&str, Option<&str>)> = rep["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|p| (p["step"].as_str().unwrap_or("?"), p["child_status"].as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("mongo", Some("succeeded")), ("redis", Some("succeeded")), ("api", Some("succeeded"))],
+        "the report gives a part the status its child had when it recovered, not how it ended"
+    );
+}
+
+/// `[environments.staging]` (param defaults, its agents, cluster, secret and
+/// namespace) and `[environments.prod]` holding other ones.
+fn environments_toml() -> String {
+    format!(
+        "\n[environments.staging]\nagents = \"env=staging\"\natlas_project = \"{PROJECT}\"\natlas_clusters = [\"chat-staging\"]\n\
+         secrets = [\"{SECRET_ID}\"]\nnamespaces = [\"{NS}\"]\n\
+         params = {{ project_id = \"{PROJECT}\", cluster = \"chat-staging\", secret_id = \"{SECRET_ID}\", namespace = \"{NS}\" }}\n\n\
+         [environments.prod]\nagents = \"env=prod\"\natlas_project = \"{PROJECT}\"\natlas_clusters = [\"{SOURCE}\"]\n\
+         secrets = [\"chat-app/prod/database\"]\nnamespaces = [\"prod\"]\n"
+    )
+}
+
+#[test]
+fn a_staging_full_outage_drill_whose_redis_part_would_reach_a_prod_agent_is_refused_at_start() {
+    let mut s = setup_with(Switch::Secret, |_| {}, &environments_toml());
+    for (id, env) in [("cache-staging", "staging"), ("cache-prod", "prod")] {
+        s.cluster.start_agent(&AgentSpec::new(id).label("role", "redis").label("env", env));
+    }
+    s.cluster.wait_connected("cache-staging");
+    s.cluster.wait_connected("cache-prod");
+    let (health, webhook) = (s.api.url("/health"), s.hook.url(HOOK_PATH));
+    let (health, webhook) = (format!("health_url={health}"), format!("webhook={webhook}"));
+    let drill = |command: &[&str], extra: &[&str]| {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend(["full-outage", "--drill", "--env", "staging", "-p", &health, "-p", &webhook]);
+        for p in extra {
+            args.extend(["-p", p]);
+        }
+        s.cluster.cli(OPERATOR, &args)
+    };
+
+    // redis-aof's default selector, role=redis, matches the prod Redis host
+    // too: the guard follows the parent's runbook.run steps into the children.
+    let out = drill(&["run"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "the drill started: {stdout}");
+    assert!(stderr.contains("nothing was touched"), "{stderr}");
+    for child_step in ["fix", "ping", "dbsize"] {
+        let line = format!(
+            "step redis > {child_step}: agent cache-prod (env=prod,role=redis) belongs to protected environment prod"
+        );
+        assert!(stderr.contains(&line), "no {line:?} in: {stderr}");
+    }
+    assert!(!stderr.contains("cache-staging"), "the staging agent was refused: {stderr}");
+    assert!(!stderr.contains("step mongo") && !stderr.contains("step api"), "{stderr}");
+    // Nothing started, nothing touched.
+    assert!(runs(&s).is_empty(), "{:?}", runs(&s));
+    assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters")), 0);
+    assert!(s.atlas.snapshots(SOURCE).iter().all(|x| x["snapshotType"] != "onDemand"), "a snapshot was taken");
+    assert_eq!(s.kube.patch_count(NS, DEPLOYMENT), 0);
+    assert_eq!(s.secret()["mongo_uri"], prod_uri(&s.prod));
+
+    // With the staging host named, the same drill would start.
+    let out = drill(&["runbook", "plan"], &["redis_agents=env=staging,role=redis"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("a drill in environment staging would start"), "{stdout}");
+    assert!(runs(&s).is_empty(), "plan started a run: {:?}", runs(&s));
 }
