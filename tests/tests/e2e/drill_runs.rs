@@ -14,7 +14,6 @@ use ripcord_tests::{AgentSpec, Cluster, CoordinatorExtras, OPERATOR, Pki, eventu
 use serde_json::{Value as J, json};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use super::cloud_setup::*;
 
@@ -77,6 +76,10 @@ fn report_files(cluster: &Cluster, run: &str) -> Vec<(String, String)> {
 // The guard
 // ---------------------------------------------------------------------------
 
+/// A drill that must be refused: what it touches, its runbook and params,
+/// and the refusals expected (step and resource).
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+
 #[test]
 fn a_drill_touching_prod_is_refused_at_start_and_nothing_is_touched() {
     let envs = format!(
@@ -118,7 +121,7 @@ fn a_drill_touching_prod_is_refused_at_start_and_nothing_is_touched() {
     );
     let redis_params = [("agents", "env=prod"), ("webhook", webhook.as_str())];
 
-    let cases: [(&str, &str, Vec<(&str, &str)>, Vec<String>); 3] = [
+    let cases: [Case; 3] = [
         (
             "(a) the prod secret",
             "mongo-pitr",
@@ -326,6 +329,156 @@ fn a_staging_drill_of_mongo_pitr_posts_its_report_summary_to_the_environment_web
     let key = format!("{run}/report");
     let summary: Vec<_> = s.hook.requests().into_iter().filter(|r| r.key.as_deref() == Some(key.as_str())).collect();
     assert_eq!(summary.len(), 1, "{:?}", s.hook.requests());
-    assert_eq!((summary[0].method.as_str(), summary[0].path.as_str()), ("POST", format!("/hooks/staging-{WEBHOOK_TOKEN}").as_str()));
+    assert_eq!(
+        (summary[0].method.as_str(), summary[0].path.as_str()),
+        ("POST", format!("/hooks/staging-{WEBHOOK_TOKEN}").as_str())
+    );
     assert!(summary[0].body.contains(&run), "{}", summary[0].body);
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler through the CLI
+// ---------------------------------------------------------------------------
+
+/// A drill runbook that finishes at once against a local server, and whose
+/// `notify:` webhook gets the run's end and report summary.
+const QUICK_RUNBOOK: &str = "id: quick-check\n\
+title: the API answers (a quick rehearsal)\n\
+rto: 5m\n\
+params:\n  url:\n    type: string\n    required: true\n  webhook:\n    type: string\n    required: true\n    secret: true\n\
+notify:\n  webhook: \"{{ params.webhook }}\"\n  on: [run_finished]\n\
+steps:\n  - id: health\n    action: http.check\n    with: { url: \"{{ params.url }}\", expect_status: 200 }\n    budget: 1m\n    timeout: 30s\n";
+
+/// One drill of [`QUICK_RUNBOOK`] named `name` in `environment`, on the
+/// first Wednesday of March at 09:00 in Seoul; the drill's name on line 2.
+fn quick_drills(name: &str, environment: &str, url: &str) -> String {
+    format!(
+        "drills:\n  - name: {name}\n    runbook: quick.yaml\n    environment: {environment}\n    params:\n      url: {url}\n    owners: [DevOps]\n    schedule:\n      rrule: FREQ=YEARLY;BYMONTH=3;BYDAY=1WE;BYHOUR=9;BYMINUTE=0;BYSECOND=0\n      timezone: Asia/Seoul\n"
+    )
+}
+
+/// Writes the drills file and its runbook in `dir`, and the staging
+/// environment's webhook file; returns the coordinator config's root keys
+/// and its sections.
+fn scheduler_files(dir: &Path, drills: &str, webhook: &str) -> (String, String) {
+    std::fs::write(dir.join("quick.yaml"), QUICK_RUNBOOK).expect("runbook");
+    std::fs::write(dir.join("drills.yaml"), drills).expect("drills file");
+    std::fs::write(dir.join("staging-webhook.url"), format!("{webhook}\n")).expect("webhook file");
+    let top = format!("drills = \"{}\"", dir.join("drills.yaml").display());
+    let sections = format!(
+        "\n[environments.staging]\nagents = \"env=staging\"\nsecret_params = {{ webhook = \"{}\" }}\n",
+        dir.join("staging-webhook.url").display()
+    );
+    (top, sections)
+}
+
+/// The table rows (after the header) of a CLI table whose first cell is `first`.
+fn rows_of<'a>(table: &'a str, first: &str) -> Vec<&'a str> {
+    table.lines().filter(|l| l.split_whitespace().next() == Some(first)).collect()
+}
+
+#[test]
+fn the_scheduler_lists_runs_now_and_records_history_through_the_cli() {
+    let server = TestServer::start();
+    let files = tempfile::tempdir().expect("temp dir");
+    let (url, webhook) = (server.url("/health"), server.url("/hooks/drills"));
+    let (top, sections) = scheduler_files(files.path(), &quick_drills("q1-quick", "staging", &url), &webhook);
+    let cluster = Cluster::start_with_top(&top, CoordinatorExtras { toml: sections, env: vec![] });
+
+    // list: the drill, its next occurrence in its own zone (as the offline
+    // `drills next` computes it) and that occurrence's run id.
+    let drills_file = files.path().join("drills.yaml");
+    let out = cluster.bare_cli().args(["drills", "next", drills_file.to_str().unwrap()]).output().unwrap();
+    let (next, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let next_row = rows_of(&next, "q1-quick");
+    assert_eq!(next_row.len(), 1, "{next}");
+    let local = next_row[0].split_whitespace().find(|c| c.ends_with("+09:00")).expect("a local time").to_string();
+    assert!(local.ends_with("T09:00:00+09:00"), "{next}");
+
+    let out = cluster.cli(OPERATOR, &["drills", "list"]);
+    let (list, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(list.contains(&format!("drills file: {}", drills_file.display())), "{list}");
+    let row = rows_of(&list, "q1-quick");
+    assert_eq!(row.len(), 1, "{list}");
+    let cells: Vec<&str> = row[0].split_whitespace().collect();
+    assert_eq!(&cells[..6], ["q1-quick", "quick.yaml", "staging", local.as_str(), "Asia/Seoul", cells[5]], "{list}");
+    let next_id = cells[5];
+    assert!(next_id.len() == 16 && next_id.chars().all(|c| c.is_ascii_hexdigit()), "run id {next_id}: {list}");
+    assert!(row[0].contains("DevOps"), "{list}");
+    // Nothing ran yet.
+    assert_eq!(runs(&cluster), Vec::<J>::new());
+
+    // run-now: a drill in staging with the drill's params and the
+    // environment's webhook, started by the operator.
+    let out = cluster.cli(OPERATOR, &["drills", "run-now", "q1-quick"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let run = stdout.trim().to_string();
+    assert!(run.len() == 16 && run.chars().all(|c| c.is_ascii_hexdigit()), "{stdout}");
+    let v = cluster.wait_run(&run, "finished", |v| v["status"] != "running");
+    assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(v["mode"], "drill");
+    assert!(server.requests().iter().any(|r| r.method == "GET" && r.path == "/health"), "{:?}", server.requests());
+    let listed = runs(&cluster);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0]["run_id"].as_str(), listed[0]["started_by"].as_str()),
+        (Some(run.as_str()), Some("alice (operator)"))
+    );
+    assert_eq!(listed[0]["mode"], "drill");
+
+    // The run's report summary went to the environment's webhook, keyed by the run.
+    wait_report(&cluster, &run);
+    let key = format!("{run}/report");
+    let summary: Vec<_> = server.requests().into_iter().filter(|r| r.key.as_deref() == Some(key.as_str())).collect();
+    assert_eq!(summary.len(), 1, "{:?}", server.requests());
+    assert_eq!((summary[0].method.as_str(), summary[0].path.as_str()), ("POST", "/hooks/drills"));
+    assert!(summary[0].body.contains(&run), "{}", summary[0].body);
+
+    // history: the occurrence, started, with its run's status and RTO.
+    let out = cluster.cli(OPERATOR, &["drills", "history"]);
+    let (history, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(history.lines().next().is_some_and(|h| h.contains("RTO (ACHIEVED OF TARGET)")), "{history}");
+    let rows = rows_of(&history, "q1-quick");
+    let started: Vec<&&str> = rows.iter().filter(|r| r.contains(&run)).collect();
+    assert_eq!(started.len(), 1, "{history}");
+    let r = started[0];
+    assert!(r.contains(" started ") && r.contains(" succeeded ") && r.trim_end().ends_with(OPERATOR), "{history}");
+    assert!(r.contains(" of 5m"), "no RTO against the 5m target: {history}");
+    assert!(history.contains("Trend (best RTO per quarter):"), "{history}");
+    assert!(history.contains("No missed or refused occurrences."), "{history}");
+    let out = cluster.cli(OPERATOR, &["drills", "history", "q1-quick"]);
+    assert!(out.status.success() && text(&out).0.contains(&run), "{:?}", text(&out));
+
+    // An unknown drill: refused, naming it, with a suggestion.
+    let out = cluster.cli(OPERATOR, &["drills", "run-now", "q1-quik"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("no drill called \"q1-quik\" (did you mean \"q1-quick\"?)"), "{stderr}");
+    assert_eq!(runs(&cluster).len(), 1);
+}
+
+#[test]
+fn a_coordinator_whose_drills_name_an_undeclared_environment_refuses_to_start() {
+    let server = TestServer::start();
+    let files = tempfile::tempdir().expect("temp dir");
+    let drills = quick_drills("q1-quick", "stagng", &server.url("/health"));
+    let (top, sections) = scheduler_files(files.path(), &drills, &server.url("/hooks/drills"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::new(&dir.path().join("pki"));
+    pki.issue("coordinator", ripcord_engine::Role::Coordinator);
+    let extras = CoordinatorExtras { toml: sections, env: vec![] };
+    let cfg = ripcord_tests::write_coordinator_config_with_top(dir.path(), &pki, "127.0.0.1:0", &top, &extras);
+    let mut coordinator = ripcord_tests::spawn_coordinator(dir.path(), &cfg, &extras);
+    let status = eventually("the coordinator to exit", || coordinator.exited().ok_or_else(|| "still running".into()));
+    assert!(!status.success(), "{status}");
+    let log = coordinator.log_text();
+    let file = files.path().join("drills.yaml");
+    let expected =
+        format!("{}:2:11: drill q1-quick: no environment \"stagng\" (did you mean \"staging\"?)", file.display());
+    assert!(log.contains(&expected), "no {expected:?} in:\n{log}");
+    assert!(!dir.path().join("coordinator.addr").exists(), "it wrote its address");
 }
