@@ -2,7 +2,8 @@
 //! writes its report (the incident report of a recovery, the rehearsal
 //! report of a drill) under `DATA_DIR/reports/` as Markdown, HTML and JSON,
 //! and posts a short Markdown summary to the run's webhook (its `notify:`
-//! section's), with `RUN/report` as the idempotency key.
+//! section's, else its `webhook` param), with `RUN/report` as the
+//! idempotency key.
 //!
 //! A marker file (`RUN.posted`) says it is done. On start, every finished
 //! run without one is published again, so a crash between a run's end and
@@ -16,6 +17,9 @@ use ripcord_report::{Format, Report};
 use std::path::{Path, PathBuf};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
+
+/// The param a runbook without a `notify:` section names its webhook in.
+const WEBHOOK_PARAM: &str = "webhook";
 
 /// Where reports go, and how the summary is sent.
 #[derive(Clone)]
@@ -122,7 +126,20 @@ impl Reports {
         let events = self.store.events(id)?;
         let now = rec.state.finished_at.unwrap_or_else(ripcord_pki::clock::now_ms);
         let view = crate::view::run_view(&rb, &rec, &events, now);
-        Ok((Report::of(&view), rec.state.notify_webhook.clone()))
+        // The runbook's `notify:` webhook, else its `webhook` param (every
+        // built-in runbook has one, for its escalation messages).
+        let webhook = rec.state.notify_webhook.clone().or_else(|| {
+            rec.state.params.get(WEBHOOK_PARAM).and_then(|v| v.as_str()).filter(|u| !u.is_empty()).map(str::to_string)
+        });
+        let mut report = Report::of(&view);
+        // A part's child may have gone on (its drill cleanup) after the
+        // step took its outputs: say how it ended, as stored now.
+        for part in &mut report.parts {
+            if let Some(child) = part.run_id.as_deref().and_then(|c| self.store.run(c).ok().flatten()) {
+                part.child_status = Some(child.state.status.to_string());
+            }
+        }
+        Ok((report, webhook))
     }
 }
 

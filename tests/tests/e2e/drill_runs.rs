@@ -318,8 +318,6 @@ fn a_staging_drill_of_mongo_pitr_deletes_its_cluster_and_puts_the_secret_back() 
 }
 
 #[test]
-#[ignore = "product bug: the coordinator posts a run's report summary only to its runbook's `notify:` webhook, \
-            and no built-in runbook has a `notify:` section, so a built-in drill's summary goes nowhere"]
 fn a_staging_drill_of_mongo_pitr_posts_its_report_summary_to_the_environment_webhook() {
     let (s, _files) = staging_setup();
     let (run, _) = staging_drill(&s);
