@@ -235,3 +235,76 @@ async fn a_start_with_a_given_id_happens_once() {
     assert!(matches!(runs.start(given()).await, Err(Error::Exists(_))));
     assert_eq!(store.runs().unwrap().len(), 1);
 }
+
+/// A checklist whose one item an HTTP check decides, then a step after it.
+const CHECKED: &str = "id: c\ntitle: c\nsteps:\n  - id: v\n    action: checklist\n    timeout: 10m\n    with:\n      items:\n        - {text: the API answers, check: {action: http.check, with: {url: \"http://api/{{ run.short_id }}\"}}}\n  - {id: after, action: noop, needs: [v]}\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_checklist_item_is_confirmed_by_its_checks_outcome() {
+    let store = Store::memory();
+    let fake = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), fake.clone(), clock());
+    tokio::spawn(driver.run());
+    let id = runs.start(start_req(CHECKED)).await.unwrap();
+    settle("the check to be performed", || !fake.calls().is_empty()).await;
+    let key = run::Key::check(&id, "v", 1, 1);
+    assert_eq!(fake.calls(), vec![(key.clone(), true)], "committed, then performed under the item's key");
+    let pending = store.pending_effects(&id).unwrap();
+    let (effect_id, effect) = pending.iter().find(|(_, e)| matches!(e, Effect::Perform { .. })).expect("stored");
+    assert_eq!(*effect_id, format!("{id}/v#1/1/perform"));
+    let Effect::Perform { args, timeout_ms, .. } = effect else { unreachable!() };
+    assert_eq!(args.get("url").and_then(Value::as_str), Some(format!("http://api/{}", &id[..8]).as_str()));
+    assert_eq!(*timeout_ms, Some(600_000), "the step's timeout");
+
+    let outputs = BTreeMap::from([("status".to_string(), Value::Int(200))]);
+    fake.answer("v#1", 1, Outcome::Succeeded(outputs));
+    settle("the step after to be performed", || fake.calls().len() == 2).await;
+    let record = store.run(&id).unwrap().unwrap();
+    let v = &record.state.steps["v"];
+    assert_eq!(v.status, run::StepStatus::Succeeded);
+    let confirmed = v.checklist[0].clone().expect("confirmed by the check");
+    assert_eq!((confirmed.by, confirmed.note.as_str()), (Actor::check(), "http.check: status=200"));
+    let events = store.events(&id).unwrap();
+    let passed = events.iter().find(|e| e.event.kind == EventKind::CheckPassed).expect("a check_passed event");
+    assert_eq!((passed.event.step.as_deref(), passed.event.facts.item), (Some("v"), Some(1)));
+    assert_eq!(passed.event.facts.action.as_deref(), Some("http.check"));
+    assert!(!store.pending_effects(&id).unwrap().iter().any(|(e, _)| *e == format!("{id}/v#1/1/perform")), "acked");
+    let rb = ripcord_engine::check::check(CHECKED).unwrap();
+    let view = crate::view::run_view(&rb, &record, &events, T0);
+    let item = &view.step("v").unwrap().checklist[0];
+    assert_eq!(item.check.as_ref().map(|c| c.result), Some(run::CheckResult::Passed));
+    fake.answer("after", 1, Outcome::Succeeded(BTreeMap::new()));
+    settle("the run to succeed", || status(&store, &id) == run::RunStatus::Succeeded).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_performs_a_check_again_and_a_person_confirms_what_it_could_not() {
+    let store = Store::memory();
+    let first = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), first.clone(), clock());
+    let task = tokio::spawn(driver.run());
+    let id = runs.start(start_req(CHECKED)).await.unwrap();
+    settle("the check to be performed", || first.calls().len() == 1).await;
+    task.abort();
+    drop(runs);
+
+    let second = Fake::new(&store, false);
+    let (driver, runs) = Driver::new(store.clone(), second.clone(), clock());
+    tokio::spawn(driver.run());
+    settle("the check to be performed again", || second.calls().len() == 1).await;
+    assert_eq!(second.calls(), first.calls(), "the same key");
+    second.answer("v#1", 1, Outcome::Failed("status 503, expected 200".into()));
+    settle("the failure to be logged", || {
+        store.events(&id).unwrap().iter().any(|e| e.event.kind == EventKind::CheckFailed)
+    })
+    .await;
+    let state = store.run(&id).unwrap().unwrap().state;
+    assert_eq!((state.steps["v"].status.name(), state.status), ("waiting", run::RunStatus::Running));
+    let check = state.steps["v"].checks[0].clone().unwrap();
+    assert_eq!(check.error.as_deref(), Some("status 503, expected 200"));
+    let bob = Actor { name: "bob".into(), role: "operator".into() };
+    let confirm = Input::Confirm { step: "v".into(), item: 1, by: bob.clone(), note: "it answers now".into() };
+    runs.operate(&id, confirm, bob.clone()).await.unwrap();
+    settle("the step after to be performed", || second.calls().len() == 2).await;
+    assert_eq!(store.run(&id).unwrap().unwrap().state.steps["v"].checklist[0].as_ref().unwrap().by, bob);
+}

@@ -8,7 +8,7 @@ use crate::store::{LoggedEvent, RunRecord};
 use ripcord_engine::clock::Millis;
 use ripcord_engine::measure;
 use ripcord_engine::model::{self, ChecklistItem, RunView, StepView};
-use ripcord_engine::run::{RunState, StepStatus, TargetSpec};
+use ripcord_engine::run::{CheckResult, ItemCheck, RunState, StepStatus, TargetSpec};
 use ripcord_engine::runbook::{Runbook, Step};
 use ripcord_engine::value::Value;
 use std::time::Duration;
@@ -74,7 +74,12 @@ fn step_view(def: &Step, s: &RunState, handler: bool) -> StepView {
         }
         (StepStatus::Waiting, "checklist") => {
             let left = st.map_or(0, |x| x.checklist.iter().filter(|c| c.is_none()).count());
-            Some(format!("{left} checklist item(s) to confirm"))
+            let checking = st.map_or(0, |x| {
+                let pending = |c: &Option<ItemCheck>| c.as_ref().is_some_and(|c| c.result == CheckResult::Pending);
+                x.checklist.iter().zip(&x.checks).filter(|(done, c)| done.is_none() && pending(c)).count()
+            });
+            let checking = if checking > 0 { format!(" ({checking} being checked)") } else { String::new() };
+            Some(format!("{left} checklist item(s) to confirm{checking}"))
         }
         (StepStatus::Pending, _) => {
             let open: Vec<&str> = def
@@ -95,6 +100,11 @@ fn step_view(def: &Step, s: &RunState, handler: bool) -> StepView {
                 item: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 text: item.get("text").map(|t| t.to_string()).unwrap_or_default(),
                 confirmed: st.and_then(|x| x.checklist.get(i)).cloned().flatten(),
+                // As the attempt left it, else what the runbook says.
+                check: st.and_then(|x| x.checks.get(i)).cloned().flatten().or_else(|| {
+                    let action = item.get("check")?.get("action")?.as_str()?;
+                    Some(ItemCheck::pending(action))
+                }),
             })
             .collect(),
         _ => vec![],
@@ -147,6 +157,9 @@ fn redact_view(v: &mut RunView, secrets: &[String]) {
         for item in &mut st.checklist {
             text(&mut item.text);
             item.confirmed.iter_mut().for_each(|c| text(&mut c.note));
+            if let Some(c) = &mut item.check {
+                c.note.iter_mut().chain(c.error.iter_mut()).for_each(text);
+            }
         }
         st.outputs.values_mut().for_each(|x| redact_value(x, secrets));
     }

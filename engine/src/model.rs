@@ -9,13 +9,13 @@
 //! a step's state is flat (`status` with `until_ms` for `deferred` and
 //! `retrying`, `skip_reason` and `skip_need` for `skipped`); enums are `snake_case` words;
 //! an actor is `{name, role}`. Fields added since format 2 (a step's
-//! `cleanup`, the run's `milestones`) default when absent, so they did not
-//! change the format.
+//! `cleanup`, the run's `milestones`, a checklist item's `check`) default
+//! when absent, so they did not change the format.
 
 use crate::clock::Millis;
 use crate::measure::Rpo;
 use crate::milestone::Milestone;
-use crate::run::{Actor, Confirmation, Event, Mode, RunState, RunStatus, StepStatus, TargetSpec};
+use crate::run::{Actor, Confirmation, Event, ItemCheck, Mode, RunState, RunStatus, StepStatus, TargetSpec};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -173,6 +173,11 @@ pub struct ChecklistItem {
     pub item: u32,
     pub text: String,
     pub confirmed: Option<Confirmation>,
+    /// The item's automated check and its last result (`pending`,
+    /// `passed` with a note, `failed` with an error); absent for an item
+    /// only a person confirms, and in views from before checks ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<ItemCheck>,
 }
 
 /// One line of a run's log, numbered: as the store keeps it and views show
@@ -235,7 +240,7 @@ mod flat_status {
 mod tests {
     use super::*;
     use crate::measure::Basis;
-    use crate::run::{NewRun, start};
+    use crate::run::{CheckResult, NewRun, start};
 
     fn alice() -> Actor {
         Actor { name: "alice".into(), role: "operator".into() }
@@ -263,8 +268,19 @@ mod tests {
             statuses.into_iter().enumerate().map(|(i, st)| step(&format!("s{i}"), st)).collect();
         steps[2].approval = Some(confirmed.clone());
         steps[2].checklist = vec![
-            ChecklistItem { item: 1, text: "paged the owner".into(), confirmed: Some(confirmed) },
-            ChecklistItem { item: 2, text: "told support".into(), confirmed: None },
+            ChecklistItem { item: 1, text: "paged the owner".into(), confirmed: Some(confirmed), check: None },
+            ChecklistItem {
+                item: 2,
+                text: "cluster is IDLE".into(),
+                confirmed: None,
+                check: Some(ItemCheck {
+                    action: "atlas.wait_cluster".into(),
+                    result: CheckResult::Failed,
+                    note: None,
+                    error: Some("state is UPDATING".into()),
+                    at: Some(1_600),
+                }),
+            },
         ];
         steps[3].target = Some(TargetSpec { selector: "role=redis".into(), all: true });
         steps[5].outputs = BTreeMap::from([
@@ -342,19 +358,27 @@ mod tests {
         assert_eq!(j["events"][0]["at"], 1_000);
         assert_eq!(j["events"][0]["actor"]["role"], "operator");
         assert_eq!((st(8, "cleanup").as_bool(), st(7, "cleanup").as_bool()), (Some(true), Some(false)));
+        let items = &st(2, "checklist");
+        assert!(items[0].get("check").is_none(), "no check, no field: {items}");
+        assert_eq!(items[1]["check"]["result"], "failed");
+        assert_eq!(items[1]["check"]["error"], "state is UPDATING");
         assert_eq!(j["milestones"][1]["name"], "restore");
         assert_eq!(j["milestones"][1]["since_start_ms"], 60_000);
     }
 
     #[test]
-    fn views_from_before_cleanup_and_milestones_still_read() {
+    fn views_from_before_cleanup_milestones_and_checks_still_read() {
         let mut j = serde_json::to_value(full()).unwrap();
         j.as_object_mut().unwrap().remove("milestones");
         for step in j["steps"].as_array_mut().unwrap() {
             step.as_object_mut().unwrap().remove("cleanup");
+            for item in step["checklist"].as_array_mut().unwrap() {
+                item.as_object_mut().unwrap().remove("check");
+            }
         }
         let v: RunView = serde_json::from_value(j).unwrap();
         assert!(v.milestones.is_empty() && v.steps.iter().all(|s| !s.cleanup));
+        assert!(v.steps.iter().flat_map(|s| &s.checklist).all(|i| i.check.is_none()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ripcord_engine::milestone::Milestone;
 use ripcord_engine::plan::plan;
 use ripcord_engine::registry;
 use ripcord_engine::run::{
-    Actor, Effect, Input, Mode, NewRun, RunState, RunStatus, StepStatus, TimerKind, apply, start,
+    Actor, Effect, Input, Mode, NewRun, RunState, RunStatus, StepStatus, TimerKind, apply, check_of, start,
 };
 use ripcord_engine::runbook::{OnFailure, Runbook, Step};
 use ripcord_engine::value::Value;
@@ -215,14 +215,16 @@ fn simulate_in(mode: Mode, rb: &Runbook, params: &[(&str, Value)], fail: &[&str]
         let input = if let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Perform { key, action, args, target, .. } => {
-                    let def = rb.step(&key.step).expect("performed step exists");
+                    let step = check_of(&key.step).map_or(key.step.as_str(), |(step, _)| step);
+                    let def = rb.step(step).expect("performed step (or checklist) exists");
                     assert!(
                         !format!("{args:?}").contains("{{"),
                         "{}: step {} was given unresolved templates: {args:?}",
                         rb.id,
                         key.step
                     );
-                    assert_eq!(target.is_some(), def.target.is_some(), "{}: step {} target", rb.id, key.step);
+                    let def_target = def.target.is_some() && step == key.step;
+                    assert_eq!(target.is_some(), def_target, "{}: step {} target", rb.id, key.step);
                     performed.push(key.step.clone());
                     if fail.contains(&key.step.as_str()) {
                         Input::Failed { step: key.step, attempt: key.attempt, error: "simulated failure".into() }

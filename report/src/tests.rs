@@ -161,6 +161,7 @@ impl Sim {
                             item: i as u32 + 1,
                             text: item.get("text").map(|t| t.to_string()).unwrap_or_default(),
                             confirmed: st.checklist.get(i).cloned().flatten(),
+                            check: st.checks.get(i).cloned().flatten(),
                         })
                         .collect(),
                     _ => vec![],

@@ -1,6 +1,7 @@
 //! The state machine proper: one input in, the next state, events and
 //! effects out.
 
+use super::checks::brief;
 use super::phase::Gate;
 use super::types::*;
 use crate::clock::{Millis, rfc3339};
@@ -72,20 +73,22 @@ impl Machine<'_> {
     fn input(&mut self, input: &Input) -> Result<(), Rejected> {
         let finished = self.state.status.is_finished();
         match input {
-            Input::Succeeded { step, attempt, outputs } => {
-                if finished || !self.current(step, *attempt, |s| matches!(s, StepStatus::Running)) {
+            Input::Succeeded { step, attempt, outputs } => match check_of(step) {
+                Some((step, item)) => self.checked(step, item, *attempt, Ok(outputs)),
+                None if finished || !self.current(step, *attempt, |s| matches!(s, StepStatus::Running)) => {
                     self.event(Some(step), EventKind::Ignored, format!("late result of attempt {attempt} ignored"));
                     return Ok(());
                 }
-                self.succeed(step, outputs.clone());
-            }
-            Input::Failed { step, attempt, error } => {
-                if finished || !self.current(step, *attempt, |s| matches!(s, StepStatus::Running)) {
+                None => self.succeed(step, outputs.clone()),
+            },
+            Input::Failed { step, attempt, error } => match check_of(step) {
+                Some((step, item)) => self.checked(step, item, *attempt, Err(error)),
+                None if finished || !self.current(step, *attempt, |s| matches!(s, StepStatus::Running)) => {
                     self.event(Some(step), EventKind::Ignored, format!("late failure of attempt {attempt} ignored"));
                     return Ok(());
                 }
-                self.fail(step, error.clone());
-            }
+                None => self.fail(step, error.clone()),
+            },
             Input::Timer { step, attempt, kind } => {
                 if finished {
                     return Ok(());
@@ -116,14 +119,10 @@ impl Machine<'_> {
                 self.succeed(step, outputs);
             }
             Input::Confirm { step, item, by, note } => {
-                let now = self.now;
-                let st = self.waiting(step, "checklist", "a checklist", "confirmation")?;
-                let n = st.checklist.len();
-                let Some(slot) = st.checklist.get_mut(item.wrapping_sub(1)) else {
+                let n = self.waiting(step, "checklist", "a checklist", "confirmation")?.checklist.len();
+                if !(1..=n).contains(item) {
                     return Err(Rejected(format!("step \"{step}\" has items 1 to {n}; there is no item {item}")));
-                };
-                *slot = Some(Confirmation { by: by.clone(), note: note.clone(), at: now });
-                let done = st.checklist.iter().all(Option::is_some);
+                }
                 let facts =
                     Facts { by: Some(by.clone()), note: Some(note.clone()), item: Some(*item), ..Facts::default() };
                 self.event_with(
@@ -132,11 +131,8 @@ impl Machine<'_> {
                     format!("item {item} confirmed by {by}{}", note_text(note)),
                     facts,
                 );
-                if done {
-                    let mut outputs = BTreeMap::new();
-                    outputs.insert("confirmed_by".to_string(), Value::str(&by.name));
-                    self.succeed(step, outputs);
-                }
+                let c = Confirmation { by: by.clone(), note: note.clone(), at: self.now };
+                self.confirm_item(step, *item, c);
             }
             Input::Abort { by, reason } => {
                 self.refuse_if_finished()?;
@@ -228,7 +224,7 @@ impl Machine<'_> {
         self.state.steps.get(step).is_some_and(|s| s.attempt == attempt && status(&s.status))
     }
 
-    fn succeed(&mut self, step: &str, outputs: BTreeMap<String, Value>) {
+    pub(super) fn succeed(&mut self, step: &str, outputs: BTreeMap<String, Value>) {
         let now = self.now;
         let Some(st) = self.state.steps.get_mut(step) else { return };
         st.status = StepStatus::Succeeded;
@@ -236,22 +232,8 @@ impl Machine<'_> {
         st.outputs = outputs;
         let took = st.started_at.map(|s| now - s).unwrap_or(0);
         // The scalar outputs, briefly: what a person watching wants to see.
-        let shown: Vec<String> = st
-            .outputs
-            .iter()
-            .filter(|(k, v)| k.as_str() != "output" && !matches!(v, Value::List(_) | Value::Map(_) | Value::Null))
-            .take(6)
-            .map(|(k, v)| {
-                let text = v.to_string();
-                let text = if text.chars().count() > 80 {
-                    format!("{}…", text.chars().take(80).collect::<String>())
-                } else {
-                    text
-                };
-                format!("{k}={text}")
-            })
-            .collect();
-        let detail = if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) };
+        let shown = brief(&st.outputs);
+        let detail = if shown.is_empty() { String::new() } else { format!(": {shown}") };
         let facts = Facts { attempt: Some(st.attempt), took_ms: Some(took), ..Facts::default() };
         self.event_with(Some(step), EventKind::StepSucceeded, format!("succeeded in {}{detail}", human(took)), facts);
         if let Some(m) = self.rb.step(step).and_then(|d| d.milestone) {
@@ -392,12 +374,18 @@ impl Machine<'_> {
                     _ => 0,
                 };
                 st.checklist = vec![None; n];
+                let checked = match args.get("items") {
+                    Some(Value::List(items)) => items.iter().filter(|i| i.get("check").is_some()).count(),
+                    _ => 0,
+                };
+                let auto = if checked > 0 { format!(" ({checked} checked automatically)") } else { String::new() };
                 self.event(
                     Some(step),
                     EventKind::StepWaiting,
-                    format!("waiting for {n} checklist item(s) to be confirmed"),
+                    format!("waiting for {n} checklist item(s) to be confirmed{auto}"),
                 );
                 self.watch_waiting(step, attempt);
+                self.start_checks(step, attempt, &args, timeout_ms(def.timeout));
             }
             "wait" => {
                 st.status = StepStatus::Running;
@@ -424,7 +412,7 @@ impl Machine<'_> {
                     action: action.to_string(),
                     args,
                     target,
-                    timeout_ms: def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                    timeout_ms: timeout_ms(def.timeout),
                 });
             }
         }
@@ -612,6 +600,10 @@ impl Machine<'_> {
             self.reach(Milestone::Done, None);
         }
     }
+}
+
+fn timeout_ms(t: Option<std::time::Duration>) -> Option<u64> {
+    t.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn note_text(note: &str) -> String {

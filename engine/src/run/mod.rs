@@ -10,6 +10,7 @@
 //! timeout, a repeated delivery after a restart) is ignored: a step's state
 //! only moves forward for its current attempt.
 
+mod checks;
 mod machine;
 mod notices;
 mod phase;

@@ -109,6 +109,13 @@ pub struct Actor {
     pub role: String,
 }
 
+impl Actor {
+    /// Who confirms a checklist item that its automated check passed.
+    pub fn check() -> Self {
+        Actor { name: "ripcord".into(), role: "check".into() }
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.name, self.role)
@@ -120,6 +127,51 @@ pub struct Confirmation {
     pub by: Actor,
     pub note: String,
     pub at: Millis,
+}
+
+/// Where a checklist item's automated check stands in the current attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    /// Not performed yet, or no answer yet.
+    Pending,
+    /// It passed: the item is confirmed by [`Actor::check`].
+    Passed,
+    /// It failed: the item waits for a person.
+    Failed,
+}
+
+impl CheckResult {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckResult::Pending => "pending",
+            CheckResult::Passed => "passed",
+            CheckResult::Failed => "failed",
+        }
+    }
+}
+
+/// A checklist item's automated check (`check: {action, with}`) and its
+/// last result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCheck {
+    pub action: String,
+    pub result: CheckResult,
+    /// What it found, when it passed (`atlas.wait_cluster: state=IDLE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the result came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Millis>,
+}
+
+impl ItemCheck {
+    pub fn pending(action: &str) -> Self {
+        ItemCheck { action: action.to_string(), result: CheckResult::Pending, note: None, error: None, at: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +188,11 @@ pub struct StepState {
     pub approval: Option<Confirmation>,
     /// For checklist steps: one entry per item.
     pub checklist: Vec<Option<Confirmation>>,
+    /// For checklist steps: one entry per item, `Some` for an item with an
+    /// automated check; empty when no item has one (and in states stored
+    /// before checks were performed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Option<ItemCheck>>,
     /// For failure handlers: whether a failure called them.
     pub triggered: bool,
 }
@@ -152,6 +209,7 @@ impl StepState {
             over_budget: false,
             approval: None,
             checklist: Vec::new(),
+            checks: Vec::new(),
             triggered: false,
         }
     }
@@ -270,6 +328,28 @@ pub struct Key {
     pub attempt: u32,
 }
 
+/// Between a checklist step's id and an item's number in the key of that
+/// item's check; step ids cannot hold it.
+const CHECK_SEP: char = '#';
+
+impl Key {
+    /// The key of the automated check of item `item` (1-based) of checklist
+    /// `step`, attempt `attempt`: `STEP#ITEM`, distinct per item and
+    /// attempt and the same every time (a restart performs it again with
+    /// it). Its outcome comes back as `Input::Succeeded`/`Failed` with that
+    /// `step`, like any other.
+    pub fn check(run: &str, step: &str, item: usize, attempt: u32) -> Key {
+        Key { run: run.to_string(), step: format!("{step}{CHECK_SEP}{item}"), attempt }
+    }
+}
+
+/// The checklist step and item (1-based) that an effect's or input's
+/// `step` names when it is a check's ([`Key::check`]); `None` for a step.
+pub fn check_of(step: &str) -> Option<(&str, usize)> {
+    let (step, item) = step.split_once(CHECK_SEP)?;
+    Some((step, item.parse().ok()?))
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.run, self.step, self.attempt)
@@ -354,11 +434,14 @@ impl TargetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "input", rename_all = "snake_case")]
 pub enum Input {
+    /// A `Perform` effect succeeded. `step` is its key's: a step id, or
+    /// `STEP#ITEM` for a checklist item's check ([`check_of`]).
     Succeeded {
         step: String,
         attempt: u32,
         outputs: BTreeMap<String, Value>,
     },
+    /// A `Perform` effect failed; `step` as for `Succeeded`.
     Failed {
         step: String,
         attempt: u32,
@@ -477,6 +560,12 @@ pub enum EventKind {
     OverBudget,
     Approved,
     Confirmed,
+    /// A checklist item's automated check passed (`Facts::item`, `by`,
+    /// `action`, `note`): the item is confirmed by [`Actor::check`].
+    CheckPassed,
+    /// A checklist item's automated check failed (`Facts::item`, `action`,
+    /// `error`): the item waits for a person.
+    CheckFailed,
     Recovered,
     RunSucceeded,
     RunFailed,
