@@ -79,6 +79,12 @@ pub fn render_plan(
             if plan.critical_path.contains(id) {
                 notes.push("critical".to_string());
             }
+            if step.cleanup {
+                notes.push("cleanup: drills only, after the main steps, not in the RTO".to_string());
+            }
+            if let Some(m) = step.milestone {
+                notes.push(format!("milestone {m}"));
+            }
             if let Some(a) = step.after {
                 notes.push(format!("after {}", ripcord_engine::duration::format(a)));
             }
@@ -195,5 +201,15 @@ steps:
         assert!(notes_of(&out, "later").contains("conditional"), "a step's output decides: {out}");
         let out = render_plan(&rb, &plan, None, &none);
         assert!(notes_of(&out, "compose").contains("conditional"), "params refused: {out}");
+    }
+
+    #[test]
+    fn the_plan_marks_cleanup_steps_and_milestones() {
+        let rb = ripcord_engine::builtin::get("mongo-pitr").map(ripcord_engine::check::check).unwrap().unwrap();
+        let plan = ripcord_engine::plan::plan(&rb);
+        let out = render_plan(&rb, &plan, None, &|_: &str| None);
+        assert!(notes_of(&out, "delete-cluster").contains("cleanup: drills only"), "{out}");
+        assert!(!notes_of(&out, "restore").contains("cleanup"), "{out}");
+        assert!(notes_of(&out, "wait-restore").contains("milestone restore"), "{out}");
     }
 }

@@ -12,7 +12,7 @@
 //! the real password to wherever it is used, and nowhere else.
 
 use ripcord_tests::atlas_fake::{self, PROJECT, SOURCE};
-use ripcord_tests::services::NxMongo;
+use ripcord_tests::services::{Moto, NxMongo};
 use ripcord_tests::{OPERATOR, step, step_states, text};
 use serde_json::{Value as J, json};
 use std::net::TcpListener;
@@ -93,7 +93,14 @@ fn mongo_pitr_switches_the_app_to_the_restored_cluster() {
 
     // The restart rolled the API; no escalation.
     assert!(s.kube.template_annotations(NS, DEPLOYMENT).contains_key("kubectl.kubernetes.io/restartedAt"));
-    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    assert!(s.pages().is_empty(), "{:?}", s.pages());
+    // The run's report summary went to its webhook, once, under its key,
+    // with the RTO and no secret.
+    let summary = s.report_summary(&run);
+    assert!(summary.contains("Incident report") && summary.contains("RTO:"), "{summary}");
+    for secret in [CLIENT_SECRET, PROD_PASSWORD, Moto::SECRET_KEY] {
+        assert!(!summary.contains(secret), "{secret} in the summary");
+    }
     s.assert_no_leaks(&run);
 }
 
@@ -156,7 +163,7 @@ fn mongo_pitr_with_switch_k8s_sets_mongo_uri_on_the_deployment_and_rolls_it() {
     assert_eq!((status, h["db"].as_str()), (200, Some(port_of(&s.restored).as_str())), "{h}");
     assert_eq!(s.api.request("GET", &format!("/messages?room={ROOM}"), None).1["count"], 7);
     assert_eq!(s.atlas.restore_jobs_created(), 1);
-    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    assert!(s.pages().is_empty(), "{:?}", s.pages());
     s.assert_no_leaks(&run);
 }
 
@@ -230,7 +237,7 @@ fn mongo_pitr_escalates_when_atlas_fails_the_restore_job() {
 
     // The escalation reached on-call.
     let v = s.wait(&run, "escalation sent", 30, |v| step(v, "escalate")["status"] == "succeeded");
-    let hooks = s.hook.requests();
+    let hooks = s.pages();
     assert_eq!(hooks.len(), 1, "{hooks:?}");
     assert_eq!((hooks[0].method.as_str(), hooks[0].path.as_str()), ("POST", "/hooks/oncall"));
     assert!(hooks[0].body.contains("mongo-pitr could not restore chat-prod"), "{}", hooks[0].body);
@@ -268,7 +275,7 @@ fn atlas_restart_mid_restore_does_not_start_a_second_restore() {
     assert_eq!(s.atlas.count("POST", &format!("/groups/{PROJECT}/clusters/{SOURCE}/backup/restoreJobs")), 1);
     assert_eq!(s.secret()["mongo_uri"], restored_uri(&s.restored));
     assert_eq!(s.api.health().1["db"].as_str(), Some(port_of(&s.restored).as_str()));
-    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    assert!(s.pages().is_empty(), "{:?}", s.pages());
     s.assert_no_leaks(&run);
 }
 
@@ -353,7 +360,7 @@ fn mongo_region_restores_the_latest_snapshot_and_deletes_the_old_cluster_later()
     assert!(s.atlas.cluster(SOURCE).is_none_or(|c| c["stateName"] == "DELETING"), "{:?}", s.atlas.cluster(SOURCE));
     assert_eq!(s.atlas.count("DELETE", &format!("/groups/{PROJECT}/clusters/{SOURCE}")), 1);
     assert_eq!(s.atlas.cluster(&target).expect("the DR cluster")["stateName"], "IDLE");
-    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    assert!(s.pages().is_empty(), "{:?}", s.pages());
     s.assert_no_leaks(&run);
 }
 
@@ -574,6 +581,6 @@ fn dr_region_snapshots_restores_in_the_dr_region_and_switches_the_app() {
     // The source is left running: clean-up is a decision, not a step.
     assert_eq!(s.atlas.cluster(SOURCE).expect("the source")["stateName"], "IDLE");
     assert_eq!(s.atlas.count("DELETE", &format!("/groups/{PROJECT}/clusters/{SOURCE}")), 0);
-    assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
+    assert!(s.pages().is_empty(), "{:?}", s.pages());
     s.assert_no_leaks(&run);
 }

@@ -211,6 +211,26 @@ impl Setup {
         }
     }
 
+    /// What the on-call was paged with: every webhook message but the
+    /// end-of-run report summary (keyed `RUN/report`).
+    pub(crate) fn pages(&self) -> Vec<ripcord_tests::http::Seen> {
+        let summary = |key: &Option<String>| key.as_deref().is_some_and(|k| k.ends_with("/report"));
+        self.hook.requests().into_iter().filter(|r| !summary(&r.key)).collect()
+    }
+
+    /// The body of `run`'s report summary, once it arrived (exactly one).
+    pub(crate) fn report_summary(&self, run: &str) -> String {
+        let key = format!("{run}/report");
+        ripcord_tests::eventually(&format!("the report summary {key}"), || {
+            let got: Vec<_> = self.hook.requests().into_iter().filter(|r| r.key.as_deref() == Some(&key)).collect();
+            match got.as_slice() {
+                [one] => Ok(one.body.clone()),
+                [] => Err("none yet".to_string()),
+                more => Err(format!("{} of them", more.len())),
+            }
+        })
+    }
+
     pub(crate) fn secret(&self) -> J {
         serde_json::from_str(&self.moto.secret_value(SECRET_ID)).expect("secret JSON")
     }
