@@ -316,4 +316,27 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.agents().unwrap(), vec![rec]);
     }
+
+    #[test]
+    fn occurrences_and_watch_records_survive_reopen() {
+        use crate::store::{OccurrenceState, Origin};
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = OccurrenceRecord::new(
+            "0123456789abcdef".into(),
+            "q1".into(),
+            100,
+            "2027-03-03T09:00:00+09:00".into(),
+            Origin::Schedule,
+        );
+        rec.state = OccurrenceState::Launching { since: 100 };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.swap_occurrence(None, &rec).unwrap());
+            assert_eq!(store.watching_since("q1", 42).unwrap(), 42);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.occurrence(&rec.id).unwrap(), Some(rec.clone()));
+        assert_eq!(store.occurrences().unwrap(), vec![rec]);
+        assert_eq!(store.watching_since("q1", 99).unwrap(), 42);
+    }
 }
