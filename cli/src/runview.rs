@@ -58,6 +58,11 @@ pub fn header(v: &RunView) -> String {
     if let Some(f) = &v.failing {
         let _ = writeln!(out, "failure:   {f}");
     }
+    if !v.milestones.is_empty() {
+        let reached: Vec<String> =
+            v.milestones.iter().map(|m| format!("{} +{}", m.name, d(m.since_start_ms))).collect();
+        let _ = writeln!(out, "milestones: {}", reached.join(", "));
+    }
     out
 }
 
@@ -98,7 +103,8 @@ pub fn steps(v: &RunView) -> String {
                 Some(t) => format!("{} @ {}{}", st.action, t.selector, if t.all { " (all)" } else { "" }),
                 None => st.action.clone(),
             };
-            vec![st.id.clone(), st.status.name().to_string(), attempt, time, action, detail]
+            let id = if st.cleanup { format!("{} (cleanup)", st.id) } else { st.id.clone() };
+            vec![id, st.status.name().to_string(), attempt, time, action, detail]
         })
         .collect();
     table(&["STEP", "STATE", "TRY", "TIME / BUDGET", "ACTION", "DETAIL"], &rows)
@@ -255,5 +261,23 @@ mod tests {
         let events = out.split("events:\n").nth(1).unwrap();
         assert!(events.starts_with("1970-01-01T00:00:00Z "), "{events}");
         assert!(events.trim_end().ends_with(" (alice (operator))"), "{events}");
+    }
+
+    #[test]
+    fn show_marks_cleanup_steps_and_lists_the_milestones_reached() {
+        use ripcord_engine::milestone::Milestone;
+        use ripcord_engine::model::MilestoneView;
+        let mut v = run(RunStatus::Running, 20 * MIN);
+        let mut delete = step("delete-cluster", "atlas.delete_cluster", StepStatus::Pending);
+        delete.cleanup = true;
+        v.steps = vec![step("restore", "atlas.pitr_restore", StepStatus::Succeeded), delete];
+        v.milestones = vec![
+            MilestoneView { name: Milestone::KickOff, at_ms: 0, since_start_ms: 0 },
+            MilestoneView { name: Milestone::Restore, at_ms: 12 * MIN, since_start_ms: 12 * MIN },
+        ];
+        let out = show(&v);
+        assert!(out.lines().any(|l| l.starts_with("delete-cluster (cleanup) ")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("restore ") && !l.contains("(cleanup)")), "{out}");
+        assert!(out.contains("milestones: kick_off +0s, restore +12m\n"), "{out}");
     }
 }
