@@ -464,22 +464,7 @@ pub fn start_coordinator_with(dir: &Path, pki: &Pki, listen: &str, extras: &Coor
     let addr_file = dir.join("coordinator.addr");
     let _ = fs::remove_file(&addr_file);
     let cfg = write_coordinator_config(dir, pki, listen, extras);
-    let mut cmd = Command::new(bin("ripcord-coordinator"));
-    cmd.arg("--config").arg(&cfg);
-    // Traffic stays on loopback: no AWS settings or credentials of the
-    // machine, no instance-metadata lookups (a test may ask for them back
-    // through `extras.env`).
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"));
-    for (k, v) in &extras.env {
-        cmd.env(k, v);
-    }
+    let cmd = coordinator_command(dir, &cfg, extras);
     let n = fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-")).count()
@@ -523,6 +508,13 @@ pub fn write_coordinator_config_with_top(
 /// [`start_coordinator_with`]: no `AWS_*` of the machine, then
 /// `extras.env`) and returns at once, without waiting for its address.
 pub fn spawn_coordinator(dir: &Path, cfg: &Path, extras: &CoordinatorExtras) -> Proc {
+    Proc::spawn("coordinator", coordinator_command(dir, cfg, extras), dir.join("coordinator-top.log"))
+}
+
+/// `ripcord-coordinator --config CFG`. Traffic stays on loopback: no AWS
+/// settings or credentials of the machine, no instance-metadata lookups (a
+/// test may ask for them back through `extras.env`).
+fn coordinator_command(dir: &Path, cfg: &Path, extras: &CoordinatorExtras) -> Command {
     let mut cmd = Command::new(bin("ripcord-coordinator"));
     cmd.arg("--config").arg(cfg);
     for (k, _) in std::env::vars_os() {
@@ -536,7 +528,7 @@ pub fn spawn_coordinator(dir: &Path, cfg: &Path, extras: &CoordinatorExtras) -> 
     for (k, v) in &extras.env {
         cmd.env(k, v);
     }
-    Proc::spawn("coordinator", cmd, dir.join("coordinator-top.log"))
+    cmd
 }
 
 impl Cluster {

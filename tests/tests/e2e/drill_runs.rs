@@ -111,14 +111,18 @@ fn a_drill_touching_prod_is_refused_at_start_and_nothing_is_touched() {
     let with = |k: &str, v: &'static str| -> Vec<(&str, &str)> {
         staging.iter().map(|(a, b)| if *a == k { (*a, v) } else { (*a, *b) }).collect()
     };
-    let before = (
-        s.moto.secret_value(SECRET_ID),
-        s.moto.versions(SECRET_ID),
-        s.moto.secret_value(STAGING_SECRET),
-        s.moto.versions(STAGING_SECRET),
-        s.kube.deployment(NS, DEPLOYMENT),
-        s.kube.deployment(STAGING_NS, DEPLOYMENT),
-    );
+    // What a refused drill must leave as it found it.
+    let state = || {
+        (
+            s.moto.secret_value(SECRET_ID),
+            s.moto.versions(SECRET_ID),
+            s.moto.secret_value(STAGING_SECRET),
+            s.moto.versions(STAGING_SECRET),
+            s.kube.deployment(NS, DEPLOYMENT),
+            s.kube.deployment(STAGING_NS, DEPLOYMENT),
+        )
+    };
+    let before = state();
     let redis_params = [("agents", "env=prod"), ("webhook", webhook.as_str())];
 
     let cases: [Case; 3] = [
@@ -186,14 +190,7 @@ fn a_drill_touching_prod_is_refused_at_start_and_nothing_is_touched() {
             s.atlas.snapshots(c)
         );
     }
-    let after = (
-        s.moto.secret_value(SECRET_ID),
-        s.moto.versions(SECRET_ID),
-        s.moto.secret_value(STAGING_SECRET),
-        s.moto.versions(STAGING_SECRET),
-        s.kube.deployment(NS, DEPLOYMENT),
-        s.kube.deployment(STAGING_NS, DEPLOYMENT),
-    );
+    let after = state();
     assert!(before == after, "something changed:\nbefore {before:?}\nafter {after:?}");
     assert_eq!((s.kube.patch_count(NS, DEPLOYMENT), s.kube.patch_count(STAGING_NS, DEPLOYMENT)), (0, 0));
     assert!(s.hook.requests().is_empty(), "{:?}", s.hook.requests());
