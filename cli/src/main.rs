@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the operation failed or was refused (including a
 //! ping that did not reach every agent); 2 bad usage or configuration.
 
+mod contacts;
 mod report;
 
 use anyhow::Context;
@@ -142,6 +143,12 @@ enum Command {
     },
     /// Resume a failed run from its failed step(s); what succeeded is not re-run.
     Retry { run: String, step: Option<String> },
+    /// The coordinator's roster: people (roles, phone, Slack) and vendors
+    /// (instructions), with their channels but never the channels' secrets.
+    Contacts {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -352,6 +359,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             })
         }
         Command::Runs { json } => remote(&cli.conn, |s| list_runs(s, json)),
+        Command::Contacts { json } => remote(&cli.conn, |s| contacts::contacts(s, json)),
         Command::Show { run, json } => remote(&cli.conn, |s| show_run(s, run, json)),
         Command::Report { run, format, output } => remote(&cli.conn, |s| report::report(s, run, format, output)),
         Command::Watch { run, interval } => remote(&cli.conn, |s| watch_run(s, run, interval)),

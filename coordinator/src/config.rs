@@ -49,6 +49,9 @@ pub struct Config {
     pub environments: BTreeMap<String, crate::environments::EnvironmentSection>,
     /// The drill schedules (`drills.yaml`) the scheduler runs, if any.
     pub drills: Option<PathBuf>,
+    /// The roster (`[contacts.NAME]`), channel file paths resolved; read
+    /// and checked by `contacts::Roster::load` before the listener binds.
+    pub contacts: BTreeMap<String, crate::contacts::ContactSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +113,13 @@ struct File {
     /// scheduler runs.
     #[serde(default)]
     drills: Option<PathBuf>,
+    /// The roster the playbook escalates to: people with their on-call roles
+    /// (`roles = ["devops_lead"]`, name, phone, Slack handle) and vendors'
+    /// support (`vendor = "mongodb-atlas"`, with instructions), each with
+    /// optional channels whose secrets are in files (`slack_webhook_file`,
+    /// `webhook_file`, `pagerduty_routing_key_file`). See `contacts.rs`.
+    #[serde(default)]
+    contacts: BTreeMap<String, crate::contacts::ContactSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +208,14 @@ impl Config {
                 })
                 .collect(),
             drills: file.drills.map(resolve),
+            contacts: file
+                .contacts
+                .into_iter()
+                .map(|(name, mut c)| {
+                    c.resolve_paths(base);
+                    (name, c)
+                })
+                .collect(),
         })
     }
 }
@@ -226,6 +244,12 @@ key = "certs/coordinator.key"
         assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
         assert_eq!(c.ping_timeout, Duration::from_secs(5));
         assert!(c.credentials.is_empty());
+        assert!(c.contacts.is_empty());
+
+        let with =
+            format!("{GOOD}\n[contacts.kim]\nname = \"Kim\"\nroles = [\"dba\"]\nwebhook_file = \"secrets/kim.url\"\n");
+        let c = Config::parse(&with, Path::new("/etc/ripcord/coordinator.toml")).unwrap();
+        assert_eq!(c.contacts["kim"].webhook_file.as_deref(), Some(Path::new("/etc/ripcord/secrets/kim.url")));
 
         let with = format!("{GOOD}\n[credentials.chatdb]\nuser = \"chat-app\"\npassword_file = \"secrets/chatdb\"\n");
         let c = Config::parse(&with, Path::new("/etc/ripcord/coordinator.toml")).unwrap();
@@ -245,12 +269,16 @@ key = "certs/coordinator.key"
 
     #[test]
     fn errors_name_file_line_column_and_field() {
-        let table: [(&str, &str); 5] = [
+        let table: [(&str, &str); 6] = [
             (&GOOD.replace("data_dir", "datadir"), "c.toml:3:1: unknown field `datadir`"),
             (&GOOD.replace("\"2s\"", "\"2 parsecs\""), "c.toml:4:22: bad duration \"2 parsecs\""),
             (&GOOD.replace("127.0.0.1:0", "localhost"), "c.toml:2:10: invalid socket address"),
             (&GOOD.replace("key = \"certs/coordinator.key\"", ""), "missing field `key`"),
             ("listen = ", "c.toml:1:10:"),
+            (
+                &format!("{GOOD}\n[contacts.kim]\nname = \"Kim\"\nslack = \"@kim\"\n"),
+                "c.toml:13:1: unknown field `slack`",
+            ),
         ];
         for (text, expect) in table {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();

@@ -5,6 +5,7 @@
 //! same code. See `ARCHITECTURE.md` for the map.
 
 pub mod config;
+pub mod contacts;
 pub mod credentials;
 pub mod drills;
 pub mod driver;
@@ -48,6 +49,9 @@ pub enum Error {
     Config(String),
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
+    /// A `[contacts.NAME]` section that cannot be used.
+    #[error(transparent)]
+    Contacts(#[from] contacts::Error),
     /// The run driver stopped (a commit failed): the coordinator stops too,
     /// so that its supervisor restarts it and the runs resume.
     #[error("the run driver stopped: {0}; restart the coordinator to resume the runs from what was committed")]
@@ -76,6 +80,7 @@ pub async fn run_with_store(
     }
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let credentials = credentials::Credentials::load(&config.credentials)?;
+    let roster = Arc::new(contacts::Roster::load(&config.contacts)?);
     let environments = Arc::new(driver::Environments {
         list: environments::load_all(&config.environments).map_err(Error::Config)?,
         default_namespace: config.kube.as_ref().map(|k| k.namespace.clone()),
@@ -98,7 +103,7 @@ pub async fn run_with_store(
         })?;
     }
     info!(address = %local, identity = %own.identity.name, data_dir = %config.data_dir.display(),
-        agents = fleet.list(&Default::default()).len(), "coordinator listening");
+        agents = fleet.list(&Default::default()).len(), contacts = roster.len(), "coordinator listening");
 
     let credential_names: Vec<String> = credentials.names().map(str::to_string).collect();
     let mut actions = integrations::Actions::new(Arc::clone(&fleet)).with_credentials(credentials);
@@ -140,7 +145,8 @@ pub async fn run_with_store(
             integrations: configured,
             drills_file: config.drills.clone(),
         },
-    );
+    )
+    .with_contacts(Arc::clone(&roster));
     let mut scheduler_task = match scheduler {
         Some(s) => {
             service = service.with_drills(s.handle());

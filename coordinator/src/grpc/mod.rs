@@ -2,6 +2,7 @@
 //! the two services, and the conversions between wire and domain types.
 
 pub mod auth;
+pub mod contacts;
 pub mod convert;
 pub mod drills;
 pub mod service;

@@ -18,6 +18,7 @@ use ripcord_proto::v1::{
 use ripcord_proto::v1::{
     DrillHistoryRequest, DrillHistoryResponse, ListDrillsRequest, ListDrillsResponse, RunDrillNowRequest,
 };
+use ripcord_proto::v1::{ListContactsRequest, ListContactsResponse};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,6 +47,7 @@ pub struct Service {
     runs: Runs,
     settings: Settings,
     drills: Option<SchedulerHandle>,
+    contacts: Arc<crate::contacts::Roster>,
 }
 
 fn actor(id: &ripcord_engine::Identity) -> Actor {
@@ -71,7 +73,13 @@ fn nz(v: Option<i64>) -> i64 {
 
 impl Service {
     pub fn new(fleet: Arc<Fleet>, runs: Runs, settings: Settings) -> Self {
-        Self { fleet, runs, settings, drills: None }
+        Self { fleet, runs, settings, drills: None, contacts: Default::default() }
+    }
+
+    /// The roster `ListContacts` answers from.
+    pub fn with_contacts(mut self, contacts: Arc<crate::contacts::Roster>) -> Self {
+        self.contacts = contacts;
+        self
     }
 
     /// The scheduler the drill RPCs answer from.
@@ -223,6 +231,14 @@ impl control_server::Control for Service {
         let name = request.into_inner().name;
         let occurrences = super::drills::history(self.drills.as_ref(), &self.runs, &name)?;
         Ok(Response::new(DrillHistoryResponse { occurrences }))
+    }
+
+    async fn list_contacts(
+        &self,
+        request: Request<ListContactsRequest>,
+    ) -> Result<Response<ListContactsResponse>, Status> {
+        authorize(&request, Access::Read, "Control/ListContacts")?;
+        Ok(Response::new(super::contacts::list(&self.contacts)))
     }
 
     async fn health(&self, request: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
