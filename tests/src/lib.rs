@@ -11,6 +11,7 @@ pub mod atlas_fake;
 pub mod chat_api;
 pub mod http;
 pub mod kube_fake;
+pub mod pagerduty_fake;
 pub mod redis;
 pub mod services;
 

@@ -18,6 +18,7 @@ pub mod atlas;
 pub mod http;
 pub mod kube;
 pub mod mongo;
+pub mod pagerduty;
 mod router;
 pub mod secrets;
 pub mod subruns;
