@@ -7,6 +7,7 @@ mod cloud;
 mod cloud_setup;
 mod compose;
 mod config;
+mod contacts;
 mod crash;
 mod credentials;
 mod drill_runs;
