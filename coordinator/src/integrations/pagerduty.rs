@@ -428,6 +428,40 @@ mod tests {
         assert!(!format!("{event:#?}").contains(KEY));
     }
 
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_log_holds_neither_routing_key_nor_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let retry = Retry { attempts: 2, base: Duration::from_millis(1), max: Duration::from_millis(1) };
+        let pd = PagerDuty::new(&format!("http://{addr}")).with_retry(retry);
+
+        let err = pd.resolve(&RoutingKey::new(KEY), "run-1").await.unwrap_err();
+
+        assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("retrying") && text.contains("run-1"), "nothing logged: {text}");
+        assert!(!text.contains(KEY) && !text.contains(&addr), "{text}");
+    }
+
     #[test]
     fn retry_delay_is_capped_and_at_least_half() {
         let r = Retry { attempts: 5, base: Duration::from_millis(100), max: Duration::from_secs(1) };
