@@ -746,6 +746,36 @@ vendor = "aws"
     }
 
     #[test]
+    fn the_shipped_example_roster_reads() {
+        let example = include_str!("../../deploy/config/coordinator.toml");
+        let start = example.find("# [contacts.kim]").expect("the example has contacts");
+        // Uncomment the block (it ends at the first empty line).
+        let text: String = example[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut config = section(&text);
+        let dir = files();
+        for s in config.values_mut() {
+            for (p, file) in [
+                (&mut s.slack_webhook_file, "slack"),
+                (&mut s.webhook_file, "hook"),
+                (&mut s.pagerduty_routing_key_file, "key"),
+            ] {
+                if let Some(p) = p {
+                    *p = dir.path().join(file);
+                }
+            }
+        }
+        let r = Roster::load(&config).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(r.for_roles(&[ContactRole::DevopsLead, ContactRole::BackendLead]).len(), 2);
+        let vendors: Vec<Option<Vendor>> = r.vendors().map(Contact::vendor).collect();
+        assert_eq!(vendors, [Some(Vendor::MongodbAtlas), Some(Vendor::Aws), Some(Vendor::Hosting)]);
+    }
+
+    #[test]
     fn unknown_fields_are_refused_by_the_config_parser() {
         let e = toml::from_str::<ContactSection>("nmae = \"Kim\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `nmae`"), "{e}");
