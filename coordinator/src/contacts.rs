@@ -86,6 +86,14 @@ impl FromStr for ContactRole {
     }
 }
 
+/// For config that names roles (an escalation tier's `roles = [...]`): an
+/// unknown one is an error with the closest name.
+impl<'de> Deserialize<'de> for ContactRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The external support the playbook names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Vendor {
@@ -657,6 +665,14 @@ vendor = "aws"
         assert_eq!(r.lookup("le").unwrap_err(), "no contact \"le\" (did you mean \"lee\"?)");
         assert!(r.lookup("zzzzzzzz").unwrap_err().contains("add a [contacts.zzzzzzzz] section"));
         assert_eq!("devops_lead".parse::<ContactRole>(), Ok(ContactRole::DevopsLead));
+        #[derive(Deserialize)]
+        struct Tier {
+            roles: Vec<ContactRole>,
+        }
+        let e = toml::from_str::<Tier>("roles = [\"cto\", \"backend_laed\"]").err().unwrap().to_string();
+        assert!(e.contains("unknown role \"backend_laed\" (did you mean \"backend_lead\"?)"), "{e}");
+        let t: Tier = toml::from_str("roles = [\"cto\", \"backend_lead\"]").unwrap();
+        assert_eq!(t.roles, [ContactRole::Cto, ContactRole::BackendLead]);
     }
 
     #[test]
