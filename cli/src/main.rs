@@ -17,8 +17,8 @@ use ripcord_engine::{Role, Selector};
 use ripcord_pki::clock::now_ms;
 use ripcord_pki::issue::{Request, Validity};
 use ripcord_proto::v1::{
-    AbortRunRequest, ApproveStepRequest, GetRunRequest, HealthRequest, ListAgentsRequest, ListRunsRequest,
-    PingAgentsRequest, RetryRunRequest, StartRunRequest,
+    AbortRunRequest, AckRunRequest, ApproveStepRequest, GetRunRequest, HealthRequest, ListAgentsRequest,
+    ListRunsRequest, PingAgentsRequest, RetryRunRequest, StartRunRequest,
 };
 use ripcord_proto::v1::{DrillHistoryRequest, ListDrillsRequest, RunDrillNowRequest};
 use std::path::PathBuf;
@@ -140,6 +140,13 @@ enum Command {
         run: String,
         #[arg(long)]
         reason: String,
+    },
+    /// Acknowledge a running run: you are on it, so its later escalation
+    /// tiers are not sent (notices about steps still are).
+    Ack {
+        run: String,
+        #[arg(long, default_value = "")]
+        note: String,
     },
     /// Resume a failed run from its failed step(s); what succeeded is not re-run.
     Retry { run: String, step: Option<String> },
@@ -377,6 +384,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut c = client::connect(&s).await?;
             let r = c.abort_run(AbortRunRequest { run_id: run, reason }).await.map_err(|e| client::explain(&e))?;
             println!("aborted run {}", r.into_inner().run_id);
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Ack { run, note } => remote(&cli.conn, |s| async move {
+            let mut c = client::connect(&s).await?;
+            let r = c.ack_run(AckRunRequest { run_id: run, note }).await.map_err(|e| client::explain(&e))?;
+            println!("acknowledged run {}", r.into_inner().run_id);
             Ok(ExitCode::SUCCESS)
         }),
         Command::Retry { run, step } => remote(&cli.conn, |s| async move {

@@ -58,6 +58,10 @@ pub fn header(v: &RunView) -> String {
     if let Some(f) = &v.failing {
         let _ = writeln!(out, "failure:   {f}");
     }
+    if let Some(a) = &v.acknowledged {
+        let note = if a.note.is_empty() { String::new() } else { format!(": {}", a.note) };
+        let _ = writeln!(out, "acked:     by {} at {}{note}", a.by, rfc3339(a.at));
+    }
     if !v.milestones.is_empty() {
         let reached: Vec<String> =
             v.milestones.iter().map(|m| format!("{} +{}", m.name, d(m.since_start_ms))).collect();
@@ -168,6 +172,7 @@ mod tests {
             steps: vec![],
             events: vec![],
             milestones: vec![],
+            acknowledged: None,
         }
     }
 
@@ -279,5 +284,19 @@ mod tests {
         assert!(out.lines().any(|l| l.starts_with("delete-cluster (cleanup) ")), "{out}");
         assert!(out.lines().any(|l| l.starts_with("restore ") && !l.contains("(cleanup)")), "{out}");
         assert!(out.contains("milestones: kick_off +0s, restore +12m\n"), "{out}");
+    }
+
+    #[test]
+    fn show_prints_who_acknowledged_the_run_in_the_header() {
+        let mut v = run(RunStatus::Running, 20 * MIN);
+        assert!(!header(&v).contains("acked:"), "{}", header(&v));
+        v.acknowledged = Some(Confirmation { by: alice(), note: "on it".into(), at: 5 * MIN });
+        assert!(
+            header(&v).contains("acked:     by alice (operator) at 1970-01-01T00:05:00Z: on it\n"),
+            "{}",
+            header(&v)
+        );
+        v.acknowledged = Some(Confirmation { by: alice(), note: String::new(), at: 5 * MIN });
+        assert!(header(&v).contains("acked:     by alice (operator) at 1970-01-01T00:05:00Z\n"), "{}", header(&v));
     }
 }

@@ -432,6 +432,7 @@ impl Driver {
             Input::Approve { step, by, note } => Input::Approve { step, by, note: p.conceal(&note) },
             Input::Confirm { step, item, by, note } => Input::Confirm { step, item, by, note: p.conceal(&note) },
             Input::Abort { by, reason } => Input::Abort { by, reason: p.conceal(&reason) },
+            Input::Ack { by, note } => Input::Ack { by, note: p.conceal(&note) },
             other => other,
         }
     }
@@ -648,6 +649,7 @@ fn input_name(i: &Input) -> &'static str {
         Input::Confirm { .. } => "confirm",
         Input::Abort { .. } => "abort",
         Input::Retry { .. } => "retry",
+        Input::Ack { .. } => "ack",
         Input::RunTimer { .. } => "run timer",
         Input::Notified { .. } => "notified",
     }

@@ -308,3 +308,38 @@ async fn a_restart_performs_a_check_again_and_a_person_confirms_what_it_could_no
     settle("the step after to be performed", || second.calls().len() == 2).await;
     assert_eq!(store.run(&id).unwrap().unwrap().state.steps["v"].checklist[0].as_ref().unwrap().by, bob);
 }
+
+/// A gate with escalation tiers 1m and 2m after the incident.
+const ESCALATING: &str = "id: esc\ntitle: esc\nnotify:\n  webhook: \"http://127.0.0.1:9/h\"\n  on: [escalation]\n  escalate:\n    - { after: 1m, text: leads }\n    - { after: 2m, text: everyone }\nsteps:\n  - {id: g, action: approve}\n";
+
+fn kinds(store: &Store, id: &str) -> Vec<run::EventKind> {
+    store.events(id).unwrap().into_iter().map(|e| e.event.kind).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ack_between_two_tiers_sends_the_first_and_only_logs_the_second() {
+    let store = Store::memory();
+    let fake = Fake::new(&store, true);
+    let (driver, runs) = Driver::new(store.clone(), fake.clone(), clock());
+    tokio::spawn(driver.run());
+    let id = runs.start(start_req(ESCALATING)).await.unwrap();
+    let notified = |name: &str| fake.calls().iter().any(|(k, _)| k.step == name);
+
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
+    settle("tier 1 to be sent", || kinds(&store, &id).contains(&run::EventKind::Notified)).await;
+    assert!(notified("@escalate.1"), "{:?}", fake.calls());
+
+    let bob = Actor { name: "bob".into(), role: "operator".into() };
+    runs.operate(&id, Input::Ack { by: bob.clone(), note: "on it".into() }, bob.clone()).await.unwrap();
+    let acked = store.run(&id).unwrap().unwrap().state.acknowledged.expect("committed");
+    assert_eq!((acked.by, acked.note.as_str()), (bob.clone(), "on it"));
+
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    settle("tier 2's timer to fire", || kinds(&store, &id).contains(&run::EventKind::EscalationSuppressed)).await;
+    let events = store.events(&id).unwrap();
+    let e = events.iter().find(|e| e.event.kind == run::EventKind::EscalationSuppressed).unwrap();
+    assert_eq!((e.event.facts.tier, e.event.facts.by.clone()), (Some(2), Some(bob)));
+    assert!(!notified("@escalate.2"), "no Notify performed for tier 2: {:?}", fake.calls());
+    assert!(store.pending_effects(&id).unwrap().is_empty(), "tier 2's timer is acknowledged: {:?}", fake.calls());
+    assert_eq!(status(&store, &id), run::RunStatus::Running);
+}

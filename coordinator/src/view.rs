@@ -58,6 +58,7 @@ pub fn run_view(rb: &Runbook, rec: &RunRecord, events: &[LoggedEvent], now_ms: M
         steps: rb.steps.iter().map(|def| step_view(def, s, handlers.contains(&def.id.as_str()))).collect(),
         events: events.to_vec(),
         milestones: model::milestones(s),
+        acknowledged: s.acknowledged.clone(),
     };
     redact_view(&mut view, &secret_values(rb, s));
     view
@@ -144,6 +145,7 @@ fn redact_view(v: &mut RunView, secrets: &[String]) {
     v.title = redact(&v.title, secrets);
     v.description = redact(&v.description, secrets);
     v.failing.iter_mut().for_each(text);
+    v.acknowledged.iter_mut().for_each(|a| text(&mut a.note));
     v.params.values_mut().for_each(|x| redact_value(x, secrets));
     for st in &mut v.steps {
         st.error.iter_mut().chain(st.waiting_for.iter_mut()).for_each(text);

@@ -70,6 +70,10 @@ pub struct RunView {
     /// ([`milestones`]).
     #[serde(default)]
     pub milestones: Vec<MilestoneView>,
+    /// Who acknowledged the run (`ripcord ack`), when, with their note;
+    /// absent in views of runs nobody acknowledged and in older views.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Confirmation>,
 }
 
 /// When a run reached a rehearsal milestone.
@@ -329,6 +333,7 @@ mod tests {
                 MilestoneView { name: Milestone::KickOff, at_ms: 500, since_start_ms: 0 },
                 MilestoneView { name: Milestone::Restore, at_ms: 60_500, since_start_ms: 60_000 },
             ],
+            acknowledged: Some(Confirmation { by: alice(), note: "on it".into(), at: 30_000 }),
         }
     }
 

@@ -155,3 +155,98 @@ fn a_runbook_without_notify_sends_nothing_and_sets_no_run_timers() {
     let sim = Sim::start(rb, BTreeMap::new(), None);
     assert!(sim.notices().is_empty() && sim.run_timers().is_empty(), "{:?}", sim.effects);
 }
+
+fn al() -> Actor {
+    Actor { name: "al".into(), role: "operator".into() }
+}
+
+fn ack(sim: &mut Sim, note: &str) -> Result<(), ripcord_engine::run::Rejected> {
+    sim.feed(Input::Ack { by: al(), note: note.into() })
+}
+
+#[test]
+fn an_ack_stops_the_later_tiers_and_the_earlier_ones_were_sent() {
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), Some(T0 - 20 * MIN));
+    sim.fire_run_timer(RunTimer::Escalate { tier: 1 });
+    assert_eq!(sim.names(), vec!["@started", "@escalate.1"], "tier 1 came before the ack");
+
+    sim.now = T0 + MIN;
+    ack(&mut sim, "on it").unwrap();
+    let a = sim.state.acknowledged.clone().expect("recorded in the run");
+    assert_eq!((a.by, a.note.as_str(), a.at), (al(), "on it", T0 + MIN));
+    assert_eq!(
+        sim.events.last().unwrap(),
+        &(
+            EventKind::RunAcknowledged,
+            "acknowledged by al (operator): on it; later escalation tiers are not sent".into()
+        )
+    );
+    assert_eq!(sim.state.status, RunStatus::Running, "an ack changes nothing else");
+
+    // Tier 2's timer still fires: it is recorded as not sent, with its tier.
+    let tier2 = RunTimer::Escalate { tier: 2 };
+    let at = sim.run_timers().into_iter().find(|(t, _)| *t == tier2).unwrap().1;
+    let t = ripcord_engine::run::apply(&sim.rb, &sim.state, &Input::RunTimer { timer: tier2.clone() }, at).unwrap();
+    assert!(!t.effects.iter().any(|e| matches!(e, Effect::Notify { .. })), "{:?}", t.effects);
+    assert_eq!(t.events.len(), 1, "{:?}", t.events);
+    let e = &t.events[0];
+    assert_eq!(e.kind, EventKind::EscalationSuppressed);
+    assert_eq!(e.message, "escalation tier 2 not sent: the run was acknowledged by al (operator)");
+    assert_eq!((e.facts.tier, e.facts.by.clone()), (Some(2), Some(al())));
+
+    sim.fire_run_timer(tier2);
+    assert_eq!(sim.names(), vec!["@started", "@escalate.1"], "no tier 2 notice");
+    assert!(!sim.events.iter().any(|(k, m)| *k == EventKind::Escalated && m.contains("tier 2")));
+}
+
+#[test]
+fn after_an_ack_long_waits_and_step_failures_are_still_announced() {
+    let steps = "  - {id: gate, action: approve}\n  - {id: a, action: noop}\n";
+    let mut sim = Sim::start(runbook(ALL, steps), BTreeMap::new(), None);
+    ack(&mut sim, "").unwrap();
+    assert_eq!(
+        sim.events.last().unwrap().1,
+        "acknowledged by al (operator); later escalation tiers are not sent",
+        "no note, no colon"
+    );
+    sim.fire_run_timer(RunTimer::Waiting { step: "gate".into(), attempt: 1 });
+    sim.fail("a");
+    let names = sim.names();
+    assert!(names.contains(&"@waiting.gate.1".to_string()), "{names:?}");
+    assert!(names.contains(&"@failed.a.1".to_string()), "{names:?}");
+}
+
+#[test]
+fn a_second_ack_and_an_ack_of_a_finished_run_are_rejected() {
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), None);
+    sim.now = T0 + MIN;
+    ack(&mut sim, "first").unwrap();
+    let before = sim.state.clone();
+    let id = sim.state.id.clone();
+    let err = ack(&mut sim, "second").unwrap_err();
+    assert_eq!(err.0, format!("run {id} is already acknowledged by al (operator) at 2027-01-15T08:01:00Z"));
+    assert_eq!(sim.state, before, "nothing changes");
+
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), None);
+    sim.feed(Input::Approve { step: "gate".into(), by: al(), note: String::new() }).unwrap();
+    assert_eq!(sim.state.status, RunStatus::Succeeded);
+    let err = ack(&mut sim, "").unwrap_err();
+    assert_eq!(err.0, format!("run {} is already succeeded", sim.state.id));
+    assert!(sim.state.acknowledged.is_none());
+}
+
+#[test]
+fn a_state_survives_its_json_with_and_without_an_ack() {
+    use ripcord_engine::run::RunState;
+    let mut sim = Sim::start(runbook(ALL, GATE), BTreeMap::new(), None);
+    let plain = serde_json::to_value(&sim.state).unwrap();
+    assert!(plain.get("acknowledged").is_none(), "absent when nobody acknowledged: {plain}");
+    let back: RunState = serde_json::from_value(plain).unwrap();
+    assert_eq!(back, sim.state, "a state stored before acks loads");
+
+    ack(&mut sim, "on it").unwrap();
+    let text = serde_json::to_string(&sim.state).unwrap();
+    let back: RunState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, sim.state);
+    assert_eq!(back.acknowledged.unwrap().note, "on it");
+}

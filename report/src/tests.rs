@@ -211,6 +211,7 @@ impl Sim {
             steps,
             events: self.events.clone(),
             milestones: model::milestones(s),
+            acknowledged: s.acknowledged.clone(),
         }
     }
 }

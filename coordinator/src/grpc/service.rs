@@ -10,10 +10,11 @@ use ripcord_engine::Selector;
 use ripcord_engine::auth::Access;
 use ripcord_engine::run::{Actor, Input, Mode};
 use ripcord_proto::v1::{
-    AbortRunRequest, AgentMessage, ApproveStepRequest, CoordinatorMessage, GetRunRequest, GetRunResponse,
-    HealthRequest, HealthResponse, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest, ListRunbooksResponse,
-    ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse, RetryRunRequest,
-    RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, agent_message, agents_server, control_server,
+    AbortRunRequest, AckRunRequest, AgentMessage, ApproveStepRequest, CoordinatorMessage, GetRunRequest,
+    GetRunResponse, HealthRequest, HealthResponse, ListAgentsRequest, ListAgentsResponse, ListRunbooksRequest,
+    ListRunbooksResponse, ListRunsRequest, ListRunsResponse, OperatorResponse, PingAgentsRequest, PingAgentsResponse,
+    RetryRunRequest, RunSummary, RunbookInfo, StartRunRequest, StartRunResponse, agent_message, agents_server,
+    control_server,
 };
 use ripcord_proto::v1::{
     DrillHistoryRequest, DrillHistoryResponse, ListDrillsRequest, ListDrillsResponse, RunDrillNowRequest,
@@ -420,5 +421,13 @@ impl control_server::Control for Service {
         let req = request.into_inner();
         let step = if req.step.is_empty() { None } else { Some(req.step) };
         self.operate(&req.run_id, Input::Retry { by: actor(&caller), step }, &caller).await
+    }
+
+    /// Acknowledges a running run: its later escalation tiers are not sent
+    /// (the note is concealed like any operator text, in the driver).
+    async fn ack_run(&self, request: Request<AckRunRequest>) -> Result<Response<OperatorResponse>, Status> {
+        let caller = authorize(&request, Access::Act, "Control/AckRun")?;
+        let req = request.into_inner();
+        self.operate(&req.run_id, Input::Ack { by: actor(&caller), note: req.note }, &caller).await
     }
 }

@@ -143,6 +143,10 @@ impl Machine<'_> {
                 self.announce_end();
                 return Ok(());
             }
+            Input::Ack { by, note } => {
+                self.acknowledge(by, note)?;
+                return Ok(());
+            }
             Input::Retry { by, step } => {
                 if self.state.status != RunStatus::Failed {
                     return Err(Rejected(format!(
@@ -606,7 +610,7 @@ fn timeout_ms(t: Option<std::time::Duration>) -> Option<u64> {
     t.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn note_text(note: &str) -> String {
+pub(super) fn note_text(note: &str) -> String {
     if note.is_empty() { String::new() } else { format!(": {note}") }
 }
 

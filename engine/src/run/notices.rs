@@ -3,7 +3,7 @@
 //! causes it and delivered once by the coordinator; escalation tiers and
 //! "waiting too long" are run-level timers, data that survives restarts.
 
-use super::machine::{Machine, human, ms};
+use super::machine::{Machine, human, ms, note_text};
 use super::types::*;
 use crate::clock::rfc3339;
 
@@ -83,7 +83,29 @@ impl Machine<'_> {
         }
     }
 
-    /// Tier `tier` is due: announced only if the run has not recovered.
+    /// Someone took the run on: recorded, and escalation tiers that come
+    /// due from now on are not sent (`escalate`). Only a running run, once.
+    ///
+    /// PagerDuty's `acknowledge` event for the run's incident will hook in
+    /// here, as a `Notify`-like effect committed with this transition, once
+    /// runs page through PagerDuty.
+    pub(super) fn acknowledge(&mut self, by: &Actor, note: &str) -> Result<(), Rejected> {
+        let s = &self.state;
+        if s.status.is_finished() {
+            return Err(Rejected(format!("run {} is already {}", s.id, s.status)));
+        }
+        if let Some(a) = &s.acknowledged {
+            return Err(Rejected(format!("run {} is already acknowledged by {} at {}", s.id, a.by, rfc3339(a.at))));
+        }
+        self.state.acknowledged = Some(Confirmation { by: by.clone(), note: note.to_string(), at: self.now });
+        let facts = Facts { by: Some(by.clone()), note: Some(note.to_string()), ..Facts::default() };
+        let text = format!("acknowledged by {by}{}; later escalation tiers are not sent", note_text(note));
+        self.event_with(None, EventKind::RunAcknowledged, text, facts);
+        Ok(())
+    }
+
+    /// Tier `tier` is due: announced only if the run has not recovered, and
+    /// recorded as not sent if someone acknowledged the run.
     fn escalate(&mut self, tier: usize) {
         // Recovered, or failed with only a drill's cleanup left: nobody is
         // to be called about the recovery any more.
@@ -91,6 +113,12 @@ impl Machine<'_> {
             return;
         }
         let Some(t) = self.rb.notify.as_ref().and_then(|n| n.escalate.get(tier.wrapping_sub(1))) else { return };
+        if let Some(a) = &self.state.acknowledged {
+            let text = format!("escalation tier {tier} not sent: the run was acknowledged by {}", a.by);
+            let facts = Facts { tier: Some(tier), by: Some(a.by.clone()), ..Facts::default() };
+            self.event_with(None, EventKind::EscalationSuppressed, text, facts);
+            return;
+        }
         let since = self.now - self.state.incident_at;
         let text = format!("escalation tier {tier}: not recovered {} after the incident: {}", human(since), t.text);
         let facts = Facts { tier: Some(tier), since_incident_ms: Some(since), ..Facts::default() };

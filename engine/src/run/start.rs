@@ -71,6 +71,7 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
         finished_at: None,
         notify_webhook,
         milestones: Default::default(),
+        acknowledged: None,
     };
     let mut t = Machine { rb, state, effects: Vec::new(), events: Vec::new(), now };
     t.event(

@@ -240,6 +240,11 @@ pub struct RunState {
     /// (`kick_off` at its start); absent in states stored before them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub milestones: milestone::Reached,
+    /// Who acknowledged the run (`ripcord ack`), when, with their note:
+    /// from then on escalation tiers are not sent. Absent in states stored
+    /// before acks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Confirmation>,
 }
 
 impl RunState {
@@ -471,6 +476,12 @@ pub enum Input {
         by: Actor,
         step: Option<String>,
     },
+    /// Someone took the run on (`ripcord ack`): its later escalation tiers
+    /// are not sent.
+    Ack {
+        by: Actor,
+        note: String,
+    },
     RunTimer {
         timer: RunTimer,
     },
@@ -575,6 +586,12 @@ pub enum EventKind {
     Escalated,
     /// A step has waited for a person for longer than the runbook allows.
     StillWaiting,
+    /// Someone acknowledged the run (`Facts::by`, `note`): later escalation
+    /// tiers are not sent.
+    RunAcknowledged,
+    /// An escalation tier (`Facts::tier`) came due on an acknowledged run
+    /// and was not sent (`Facts::by`: who acknowledged it).
+    EscalationSuppressed,
     Notified,
     NotifyFailed,
     Ignored,
