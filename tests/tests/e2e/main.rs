@@ -2,6 +2,7 @@
 //! certificates made per test. One test binary; see `ripcord_tests` for the
 //! harness.
 
+mod ack;
 mod auth;
 mod cloud;
 mod cloud_setup;
