@@ -61,15 +61,20 @@ fn json_contains(actual: &serde_json::Value, expected: &serde_json::Value, path:
     }
 }
 
+/// The HTTP client every plain-HTTP integration uses: 30 s a request, 10 s
+/// to connect, ripcord's user agent.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("ripcord/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
 impl Http {
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("ripcord/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Self { client }
+        Self { client: client() }
     }
 
     /// One probe: Ok(outputs) if everything expected holds.

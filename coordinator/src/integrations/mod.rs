@@ -15,6 +15,7 @@
 
 pub mod agents;
 pub mod atlas;
+pub mod backoff;
 pub mod http;
 pub mod kube;
 pub mod mongo;

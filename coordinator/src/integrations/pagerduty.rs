@@ -173,32 +173,10 @@ fn list(errors: &[String]) -> String {
     if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
 }
 
-/// How a 429, a 5xx or a missing answer is retried: `attempts` tries in
-/// all, waiting `base` doubling up to `max` between them, half of each
-/// wait random.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Retry {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
+pub use super::backoff::Retry;
 
-impl Default for Retry {
-    fn default() -> Self {
-        Self { attempts: 5, base: Duration::from_millis(500), max: Duration::from_secs(30) }
-    }
-}
-
-impl Retry {
-    /// The wait after the `n`th failure (0-based): half fixed, half random,
-    /// never more than `max`.
-    pub fn delay(&self, n: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << n.min(16)).min(self.max);
-        let half = exp / 2;
-        let spread = u64::try_from((exp - half).as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=spread))
-    }
-}
+/// How a 429, a 5xx or a missing answer is retried.
+pub const DEFAULT_RETRY: Retry = Retry { attempts: 5, base: Duration::from_millis(500), max: Duration::from_secs(30) };
 
 /// The Events API v2 client.
 #[derive(Clone)]
@@ -225,14 +203,9 @@ impl PagerDuty {
     /// [`DEFAULT_BASE_URL`]), with the default [`Retry`].
     pub fn new(base_url: &str) -> Self {
         ripcord_pki::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("ripcord/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let client = super::http::client();
         let enqueue_url = format!("{}/v2/enqueue", base_url.trim_end_matches('/'));
-        Self { client, enqueue_url, retry: Retry::default() }
+        Self { client, enqueue_url, retry: DEFAULT_RETRY }
     }
 
     /// The same client retrying as `retry` says.

@@ -106,30 +106,14 @@ pub(super) type Deadline = Option<Instant>;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
-/// How a failed call is retried: 429 (after `Retry-After` when Atlas sends
-/// it), 5xx and network errors, `attempts` tries in all, waiting `base`
-/// doubling up to `max`, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
+pub use crate::integrations::backoff::Retry;
+use crate::integrations::backoff::jitter;
 
-impl Default for Retry {
-    fn default() -> Self {
-        Self { attempts: 6, base: Duration::from_secs(1), max: Duration::from_secs(30) }
-    }
-}
+/// How a failed Atlas call is retried: 429 (after `Retry-After` when Atlas
+/// sends it), 5xx and network errors.
+pub const DEFAULT_RETRY: Retry = Retry { attempts: 6, base: Duration::from_secs(1), max: Duration::from_secs(30) };
 
 impl Retry {
-    /// The wait after the `n`th failure (0-based): half fixed, half random.
-    pub fn delay(&self, n: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << n.min(16)).min(self.max);
-        let half = exp / 2;
-        half + jitter(exp - half)
-    }
-
     /// The wait before trying again after `failures + 1` failures (`asked`,
     /// Atlas's `Retry-After`, or the backoff), or None when no try is left
     /// or the wait would end past the deadline.
@@ -140,11 +124,6 @@ impl Retry {
         let delay = asked.unwrap_or_else(|| self.delay(failures));
         d.is_none_or(|d| Instant::now() + delay < d).then_some(delay)
     }
-}
-
-fn jitter(up_to: Duration) -> Duration {
-    let ms = u64::try_from(up_to.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(fastrand::u64(0..=ms))
 }
 
 /// Polling with backoff: `poll_interval` doubling to `max_poll_interval`,
@@ -258,7 +237,7 @@ impl Client {
             .user_agent(concat!("ripcord/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Client(e.to_string()))?;
-        Ok(Self { http, base, auth: Arc::new(auth), retry: Retry::default(), warned: Arc::default() })
+        Ok(Self { http, base, auth: Arc::new(auth), retry: DEFAULT_RETRY, warned: Arc::default() })
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> Result<reqwest::Url, Error> {
