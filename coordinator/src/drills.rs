@@ -30,11 +30,11 @@ pub struct Loaded {
 /// checks, its environment is declared, its params (with the
 /// environment's) start the runbook, and it names nothing protected. Every
 /// problem is `FILE:LINE:COL: message`.
-pub fn load(path: &Path, environments: &Environments, now: i64) -> Result<Loaded, String> {
+pub fn load(path: &Path, environments: &Environments, now: i64) -> Result<Loaded, Error> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read drills file {shown}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     let drills = ripcord_schedule::load(&text)
-        .map_err(|d| d.iter().map(|d| format!("{shown}:{d}")).collect::<Vec<_>>().join("\n"))?;
+        .map_err(|d| Error::Problems(d.iter().map(|d| format!("{shown}:{d}")).collect()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut errors = Vec::new();
     let mut runbooks = HashMap::new();
@@ -62,7 +62,17 @@ pub fn load(path: &Path, environments: &Environments, now: i64) -> Result<Loaded
         }
         runbooks.insert(d.name.clone(), (source, text));
     }
-    if errors.is_empty() { Ok(Loaded { drills, runbooks }) } else { Err(errors.join("\n")) }
+    if errors.is_empty() { Ok(Loaded { drills, runbooks }) } else { Err(Error::Problems(errors)) }
+}
+
+/// A drills file the coordinator cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read drills file {}: {source}", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    /// Every problem, each as `FILE:LINE:COL: message`.
+    #[error("{}", .0.join("\n"))]
+    Problems(Vec<String>),
 }
 
 /// What can be known of a drill before the fleet is: its runbook checks,
@@ -157,7 +167,7 @@ impl Tell for WebhookTell {
                 tracing::warn!(%environment, key = %key, "no webhook for drill owners: {text}");
                 return Ok(());
             };
-            http.post_text(&url, &key, &text, None).await.map(|_| ())
+            http.post_text(&url, &key, &text, None).await.map(|_| ()).map_err(|e| e.to_string())
         })
     }
 }

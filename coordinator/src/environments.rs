@@ -71,22 +71,27 @@ impl EnvironmentSection {
     }
 
     /// The environment, with its secret param files read.
-    pub fn load(&self, name: &str) -> Result<Environment, String> {
+    pub fn load(&self, name: &str) -> Result<Environment, Error> {
+        let env = || name.to_string();
         let agents = match &self.agents {
-            Some(s) => Some(s.parse().map_err(|e| format!("[environments.{name}] agents: {e}"))?),
+            Some(s) => Some(s.parse().map_err(|source| Error::Agents { env: env(), source })?),
             None => None,
         };
         let mut params: BTreeMap<String, Value> =
             self.params.iter().map(|(k, v)| (k.clone(), Value::str(v.clone()))).collect();
         for (k, path) in &self.secret_params {
             if params.contains_key(k) {
-                return Err(format!("[environments.{name}] {k} is in both params and secret_params"));
+                return Err(Error::Twice { env: env(), param: k.clone() });
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("[environments.{name}] secret_params.{k}: cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                env: env(),
+                param: k.clone(),
+                path: path.clone(),
+                source,
+            })?;
             let value = text.trim_end_matches(['\n', '\r']);
             if value.is_empty() {
-                return Err(format!("[environments.{name}] secret_params.{k}: {} is empty", path.display()));
+                return Err(Error::Empty { env: env(), param: k.clone(), path: path.clone() });
             }
             params.insert(k.clone(), Value::str(value));
         }
@@ -103,8 +108,22 @@ impl EnvironmentSection {
     }
 }
 
+/// An environment section that cannot be used; the message names the
+/// section and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("[environments.{env}] agents: {source}")]
+    Agents { env: String, source: ripcord_engine::selector::SelectorError },
+    #[error("[environments.{env}] {param} is in both params and secret_params")]
+    Twice { env: String, param: String },
+    #[error("[environments.{env}] secret_params.{param}: cannot read {}: {source}", path.display())]
+    Read { env: String, param: String, path: PathBuf, source: std::io::Error },
+    #[error("[environments.{env}] secret_params.{param}: {} is empty", path.display())]
+    Empty { env: String, param: String, path: PathBuf },
+}
+
 /// Every environment of a config, loaded.
-pub fn load_all(sections: &BTreeMap<String, EnvironmentSection>) -> Result<Vec<Environment>, String> {
+pub fn load_all(sections: &BTreeMap<String, EnvironmentSection>) -> Result<Vec<Environment>, Error> {
     sections.iter().map(|(name, s)| s.load(name)).collect()
 }
 
@@ -147,7 +166,7 @@ mod tests {
         for (text, expected) in table {
             let mut s = section(text);
             s.resolve_paths(dir.path());
-            let e = s.load("staging").unwrap_err();
+            let e = s.load("staging").unwrap_err().to_string();
             assert!(e.starts_with(expected), "{text:?}: {e}");
         }
         assert!(toml::from_str::<EnvironmentSection>("agent = \"x\"\n").is_err(), "unknown fields are errors");

@@ -44,9 +44,13 @@ pub enum Error {
     /// The drill scheduler's store failed: stop, like a failed driver commit.
     #[error("the drill scheduler stopped: {0}; restart the coordinator")]
     Scheduler(#[source] scheduler::Error),
-    /// A config section that cannot be used (an environment, the drills file).
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Environment(#[from] environments::Error),
+    #[error(transparent)]
+    Drills(#[from] drills::Error),
+    /// The drill scheduler's task ended although nothing asked it to.
+    #[error("the drill scheduler ended; restart the coordinator")]
+    SchedulerEnded,
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
     /// A `[contacts.NAME]` section that cannot be used.
@@ -82,11 +86,11 @@ pub async fn run_with_store(
     let credentials = credentials::Credentials::load(&config.credentials)?;
     let roster = Arc::new(contacts::Roster::load(&config.contacts)?);
     let environments = Arc::new(driver::Environments {
-        list: environments::load_all(&config.environments).map_err(Error::Config)?,
+        list: environments::load_all(&config.environments)?,
         default_namespace: config.kube.as_ref().map(|k| k.namespace.clone()),
     });
     let drills = match &config.drills {
-        Some(path) => Some(drills::load(path, &environments, ripcord_pki::clock::now_ms()).map_err(Error::Config)?),
+        Some(path) => Some(drills::load(path, &environments, ripcord_pki::clock::now_ms())?),
         None => None,
     };
     let store = open_store()?;
@@ -195,7 +199,7 @@ pub async fn run_with_store(
             fleet.close_all();
             return Err(match stopped {
                 Ok(Err(e)) => Error::Scheduler(e),
-                Ok(Ok(())) => Error::Config("the drill scheduler stopped".into()),
+                Ok(Ok(())) => Error::SchedulerEnded,
                 Err(e) => Error::DriverPanicked(format!("drill scheduler: {e}")),
             });
         }

@@ -46,7 +46,7 @@ pub enum Error {
     Write { path: PathBuf, reason: String },
     /// The webhook did not take the summary (the report files are written).
     #[error("summary not delivered: {0}")]
-    Webhook(String),
+    Webhook(#[from] crate::integrations::http::WebhookError),
 }
 
 impl Reports {
@@ -122,7 +122,7 @@ impl Reports {
         }
         if let Some(url) = webhook.filter(|_| post) {
             let text = ripcord_report::summary(&report);
-            self.http.post_text(&url, &format!("{id}/report"), &text, None).await.map_err(Error::Webhook)?;
+            self.http.post_text(&url, &format!("{id}/report"), &text, None).await?;
         }
         write(&self.marker(id), b"")?;
         Ok(Some(self.path(id, Format::Markdown)))

@@ -165,14 +165,20 @@ impl Http {
                 out.insert("status".into(), Value::Int(i64::from(status)));
                 Outcome::Succeeded(out)
             }
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(e.to_string()),
         }
     }
 
     /// POSTs a Slack-compatible message (`{"text": …}`) to `url` with an
     /// idempotency key; the answer's status, or why there was none. The
     /// error never carries the URL (webhook URLs are secrets).
-    pub async fn post_text(&self, url: &str, key: &str, text: &str, channel: Option<&str>) -> Result<u16, String> {
+    pub async fn post_text(
+        &self,
+        url: &str,
+        key: &str,
+        text: &str,
+        channel: Option<&str>,
+    ) -> Result<u16, WebhookError> {
         let mut body = serde_json::Map::new();
         body.insert("text".into(), serde_json::Value::String(text.to_string()));
         if let Some(c) = channel {
@@ -180,10 +186,20 @@ impl Http {
         }
         match self.client.post(url).header(IDEMPOTENCY_HEADER, key).json(&body).send().await {
             Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
-            Ok(r) => Err(format!("webhook answered {}", r.status())),
-            Err(e) => Err(format!("webhook request failed: {}", without_url(&e))),
+            Ok(r) => Err(WebhookError::Status(r.status().as_u16())),
+            Err(e) => Err(WebhookError::Unreachable(without_url(&e))),
         }
     }
+}
+
+/// Why a webhook did not take a message; never with the URL (webhook URLs
+/// are secrets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook answered {0}")]
+    Status(u16),
+    #[error("webhook request failed: {0}")]
+    Unreachable(String),
 }
 
 /// Why a request got no answer, with every cause in the chain, without
