@@ -4,6 +4,7 @@
 //! ping that did not reach every agent); 2 bad usage or configuration.
 
 mod contacts;
+mod readiness;
 mod report;
 
 use anyhow::Context;
@@ -155,6 +156,16 @@ enum Command {
     Contacts {
         #[arg(long)]
         json: bool,
+    },
+    /// Whether each runbook could do its job right now: every built-in
+    /// runbook passes check, each agent step's target matches connected
+    /// agents allowing its action. Exit code 1 if any check fails.
+    Readiness {
+        #[arg(long)]
+        json: bool,
+        /// Only this built-in runbook.
+        #[arg(long)]
+        runbook: Option<String>,
     },
 }
 
@@ -367,6 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Runs { json } => remote(&cli.conn, |s| list_runs(s, json)),
         Command::Contacts { json } => remote(&cli.conn, |s| contacts::contacts(s, json)),
+        Command::Readiness { json, runbook } => remote(&cli.conn, |s| readiness::readiness(s, json, runbook)),
         Command::Show { run, json } => remote(&cli.conn, |s| show_run(s, run, json)),
         Command::Report { run, format, output } => remote(&cli.conn, |s| report::report(s, run, format, output)),
         Command::Watch { run, interval } => remote(&cli.conn, |s| watch_run(s, run, interval)),

@@ -22,6 +22,7 @@ pub mod milestone;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod readiness;
 pub mod position;
 pub mod registry;
 pub mod run;

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod contacts;
 pub mod convert;
 pub mod drills;
+pub mod readiness;
 pub mod service;
 pub mod tls;

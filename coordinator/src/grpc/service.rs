@@ -242,6 +242,17 @@ impl control_server::Control for Service {
         Ok(Response::new(super::contacts::list(&self.contacts)))
     }
 
+    /// The readiness checks, computed from the fleet; changes nothing.
+    async fn readiness(
+        &self,
+        request: Request<ripcord_proto::v1::ReadinessRequest>,
+    ) -> Result<Response<ripcord_proto::v1::ReadinessResponse>, Status> {
+        authorize(&request, Access::Read, "Control/Readiness")?;
+        let records = self.fleet.list(&Selector::all());
+        let checks = super::readiness::checks(&request.get_ref().runbook, records)?;
+        Ok(Response::new(super::readiness::response(checks)))
+    }
+
     async fn health(&self, request: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         let caller = authorize(&request, Access::Read, "Control/Health")?;
         Ok(Response::new(HealthResponse {

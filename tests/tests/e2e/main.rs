@@ -16,6 +16,7 @@ mod drills;
 mod fleet;
 mod full_outage;
 mod notices;
+mod readiness;
 mod redis;
 mod report;
 mod runs;
