@@ -9,7 +9,7 @@
 //! Run: `cargo bench -p ripcord-coordinator --bench scheduler` (or scripts/bench).
 
 use ripcord_coordinator::integrations::BoxFuture;
-use ripcord_coordinator::scheduler::{LaunchError, Launcher, OwnerNotice, Scheduler, Tell};
+use ripcord_coordinator::scheduler::{LaunchError, Launcher, OwnerNotice, Scheduler, Tell, TellError};
 use ripcord_coordinator::store::Store;
 use ripcord_schedule::Drill;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl Launcher for Count {
 }
 
 impl Tell for Count {
-    fn tell(&self, _notice: &OwnerNotice) -> BoxFuture<Result<(), String>> {
+    fn tell(&self, _notice: &OwnerNotice) -> BoxFuture<Result<(), TellError>> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }

@@ -71,18 +71,54 @@ impl fmt::Display for ContactRole {
     }
 }
 
+/// A name the roster does not know: a role, a vendor or a contact; its
+/// message names the closest known one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unknown {
+    Role(String),
+    Vendor(String),
+    Contact { name: String, known: Vec<String> },
+}
+
+impl std::error::Error for Unknown {}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn hint<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+            ripcord_engine::hint::closest(name, known.iter().copied())
+        }
+        match self {
+            Unknown::Role(s) => match hint(s, &ContactRole::ALL.map(ContactRole::as_str)) {
+                Some(h) => write!(f, "unknown role \"{s}\" (did you mean \"{h}\"?)"),
+                None => write!(
+                    f,
+                    "unknown role \"{s}\" (roles are {})",
+                    ContactRole::ALL.map(ContactRole::as_str).join(", ")
+                ),
+            },
+            Unknown::Vendor(s) => match hint(s, &Vendor::ALL.map(Vendor::as_str)) {
+                Some(h) => write!(f, "unknown vendor \"{s}\" (did you mean \"{h}\"?)"),
+                None => {
+                    write!(f, "unknown vendor \"{s}\" (vendors are {})", Vendor::ALL.map(Vendor::as_str).join(", "))
+                }
+            },
+            Unknown::Contact { name, known } => {
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                match hint(name, &known) {
+                    Some(h) => write!(f, "no contact \"{name}\" (did you mean \"{h}\"?)"),
+                    None => write!(f, "no contact \"{name}\" (add a [contacts.{name}] section)"),
+                }
+            }
+        }
+    }
+}
+
 impl FromStr for ContactRole {
-    type Err = String;
+    type Err = Unknown;
 
     /// A role by its config name; an unknown one names the closest.
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            let names = Self::ALL.map(ContactRole::as_str);
-            match ripcord_engine::hint::closest(s, names) {
-                Some(h) => format!("unknown role \"{s}\" (did you mean \"{h}\"?)"),
-                None => format!("unknown role \"{s}\" (roles are {})", names.join(", ")),
-            }
-        })
+    fn from_str(s: &str) -> Result<Self, Unknown> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| Unknown::Role(s.to_string()))
     }
 }
 
@@ -154,16 +190,10 @@ impl fmt::Display for Vendor {
 }
 
 impl FromStr for Vendor {
-    type Err = String;
+    type Err = Unknown;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
-            let names = Self::ALL.map(Vendor::as_str);
-            match ripcord_engine::hint::closest(s, names) {
-                Some(h) => format!("unknown vendor \"{s}\" (did you mean \"{h}\"?)"),
-                None => format!("unknown vendor \"{s}\" (vendors are {})", names.join(", ")),
-            }
-        })
+    fn from_str(s: &str) -> Result<Self, Unknown> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| Unknown::Vendor(s.to_string()))
     }
 }
 
@@ -395,13 +425,9 @@ impl Roster {
     }
 
     /// The contact `[contacts.NAME]`, or an error naming the closest one.
-    pub fn lookup(&self, name: &str) -> Result<&Contact, String> {
-        self.get(name).ok_or_else(|| {
-            match ripcord_engine::hint::closest(name, self.contacts.keys().map(String::as_str)) {
-                Some(h) => format!("no contact \"{name}\" (did you mean \"{h}\"?)"),
-                None => format!("no contact \"{name}\" (add a [contacts.{name}] section)"),
-            }
-        })
+    pub fn lookup(&self, name: &str) -> Result<&Contact, Unknown> {
+        self.get(name)
+            .ok_or_else(|| Unknown::Contact { name: name.to_string(), known: self.contacts.keys().cloned().collect() })
     }
 
     /// The people holding `role`, by section name.
@@ -457,7 +483,7 @@ fn load_one(id: &str, s: &ContactSection) -> Result<Contact, Error> {
             }
             let mut roles = Vec::new();
             for r in &s.roles {
-                let role: ContactRole = r.parse().map_err(|m| err("roles", m))?;
+                let role: ContactRole = r.parse().map_err(|m: Unknown| err("roles", m.to_string()))?;
                 if roles.contains(&role) {
                     return Err(err("roles", format!("\"{role}\" is given twice")));
                 }
@@ -466,7 +492,7 @@ fn load_one(id: &str, s: &ContactSection) -> Result<Contact, Error> {
             Kind::Person { roles, slack_handle: text("slack_handle", &s.slack_handle)? }
         }
         (Some(v), true) => {
-            let vendor: Vendor = v.parse().map_err(|m| err("vendor", m))?;
+            let vendor: Vendor = v.parse().map_err(|m: Unknown| err("vendor", m.to_string()))?;
             if s.slack_handle.is_some() {
                 return Err(err("slack_handle", "only a person has a Slack handle".into()));
             }
@@ -662,8 +688,8 @@ vendor = "aws"
         assert_eq!(ids(r.for_roles(&[ContactRole::OnCall, ContactRole::DevopsLead])), ["kim"]);
         assert_eq!(ids(r.vendors().collect()), ["atlas", "aws"]);
         assert_eq!(r.lookup("lee").unwrap().name, "Lee Seoyeon");
-        assert_eq!(r.lookup("le").unwrap_err(), "no contact \"le\" (did you mean \"lee\"?)");
-        assert!(r.lookup("zzzzzzzz").unwrap_err().contains("add a [contacts.zzzzzzzz] section"));
+        assert_eq!(r.lookup("le").unwrap_err().to_string(), "no contact \"le\" (did you mean \"lee\"?)");
+        assert!(r.lookup("zzzzzzzz").unwrap_err().to_string().contains("add a [contacts.zzzzzzzz] section"));
         assert_eq!("devops_lead".parse::<ContactRole>(), Ok(ContactRole::DevopsLead));
         #[derive(Deserialize)]
         struct Tier {

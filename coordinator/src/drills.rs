@@ -7,7 +7,7 @@
 use crate::driver::{self, Environments, Runs, StartRequest};
 use crate::integrations::BoxFuture;
 use crate::integrations::http::Http;
-use crate::scheduler::{LaunchError, Launcher, OwnerNotice, Tell};
+use crate::scheduler::{LaunchError, Launcher, OwnerNotice, Tell, TellError};
 use ripcord_engine::environment::{self, Guard};
 use ripcord_engine::run::{self, Actor, Mode, NewRun};
 use ripcord_engine::value::Value;
@@ -151,7 +151,7 @@ pub struct WebhookTell {
 }
 
 impl Tell for WebhookTell {
-    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), String>> {
+    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), TellError>> {
         let url = self
             .environments
             .get(&notice.environment)
@@ -167,7 +167,7 @@ impl Tell for WebhookTell {
                 tracing::warn!(%environment, key = %key, "no webhook for drill owners: {text}");
                 return Ok(());
             };
-            http.post_text(&url, &key, &text, None).await.map(|_| ()).map_err(|e| e.to_string())
+            http.post_text(&url, &key, &text, None).await.map(|_| ()).map_err(TellError::from)
         })
     }
 }

@@ -46,17 +46,27 @@ impl Milestone {
 
     /// A step's `milestone:` value, or why it is not one (with a "did you
     /// mean").
-    pub fn parse_claim(s: &str) -> Result<Milestone, String> {
-        if let Some(m) = Self::CLAIMABLE.into_iter().find(|m| m.name() == s) {
-            return Ok(m);
-        }
-        let names = Self::CLAIMABLE.map(Milestone::name);
+    pub fn parse_claim(s: &str) -> Result<Milestone, UnknownMilestone> {
+        Self::CLAIMABLE.into_iter().find(|m| m.name() == s).ok_or_else(|| UnknownMilestone(s.to_string()))
+    }
+}
+
+/// A `milestone:` value that names no milestone a step may claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMilestone(pub String);
+
+impl std::error::Error for UnknownMilestone {}
+
+impl fmt::Display for UnknownMilestone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.0;
+        let names = Milestone::CLAIMABLE.map(Milestone::name);
         let why = if s == Milestone::KickOff.name() {
             " (kick_off is recorded when the run starts)".to_string()
         } else {
             crate::hint::closest(s, names).map(|c| format!(" (did you mean \"{c}\"?)")).unwrap_or_default()
         };
-        Err(format!("unknown milestone \"{s}\"{why}; expected one of {}", names.join(", ")))
+        write!(f, "unknown milestone \"{s}\"{why}; expected one of {}", names.join(", "))
     }
 }
 
@@ -93,7 +103,11 @@ mod tests {
             ("lunch", Err("unknown milestone \"lunch\"; expected one of snapshot, restore, verification, done")),
         ];
         for (input, expect) in table {
-            assert_eq!(Milestone::parse_claim(input), expect.map_err(str::to_string), "{input}");
+            assert_eq!(
+                Milestone::parse_claim(input).map_err(|e| e.to_string()),
+                expect.map_err(str::to_string),
+                "{input}"
+            );
         }
     }
 

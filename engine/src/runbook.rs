@@ -568,10 +568,9 @@ fn load_step(node: &Node) -> Result<(Step, Vec<Diagnostic>), Vec<Diagnostic>> {
         },
         Some(RawOnFailure::Steps(s)) | Some(RawOnFailure::Run { run: s }) => OnFailure::Run(s),
     };
-    let milestone = raw
-        .milestone
-        .as_deref()
-        .and_then(|m| Milestone::parse_claim(m).map_err(|e| diags.push(Diagnostic::new(pos_of("milestone"), e))).ok());
+    let milestone = raw.milestone.as_deref().and_then(|m| {
+        Milestone::parse_claim(m).map_err(|e| diags.push(Diagnostic::new(pos_of("milestone"), e.to_string()))).ok()
+    });
     let needs_node = node.get("needs");
     let needs = raw
         .needs

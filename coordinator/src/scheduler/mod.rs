@@ -89,7 +89,15 @@ pub enum LaunchError {
 pub trait Tell: Send + Sync {
     /// Delivers `notice` to its owners. `notice.key` is an idempotency key:
     /// the same notice may come again after a crash.
-    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), String>>;
+    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), TellError>>;
+}
+
+/// Why the owners could not be told (the scheduler tries again later).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TellError {
+    /// Their channel did not take the message.
+    #[error(transparent)]
+    Webhook(#[from] crate::integrations::http::WebhookError),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! elapsed, so sleeping in the test moves the scheduler's world.
 
 use super::*;
+use crate::integrations::http::WebhookError;
 use crate::store::{Delivery, OccurrenceRecord, OccurrenceState, Origin};
 use ripcord_schedule::{Occurrence, occurrence_id};
 use std::collections::VecDeque;
@@ -131,11 +132,11 @@ impl FakeTell {
 }
 
 impl Tell for FakeTell {
-    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), String>> {
+    fn tell(&self, notice: &OwnerNotice) -> BoxFuture<Result<(), TellError>> {
         let mut fail = self.fail.lock().unwrap();
         if *fail > 0 {
             *fail -= 1;
-            return Box::pin(async { Err("chat api: 503".to_string()) });
+            return Box::pin(async { Err(TellError::Webhook(WebhookError::Status(503))) });
         }
         self.told.lock().unwrap().push(notice.clone());
         Box::pin(async { Ok(()) })
