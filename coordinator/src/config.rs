@@ -52,6 +52,10 @@ pub struct Config {
     /// The roster (`[contacts.NAME]`), channel file paths resolved; read
     /// and checked by `contacts::Roster::load` before the listener binds.
     pub contacts: BTreeMap<String, crate::contacts::ContactSection>,
+    /// The escalation policy (`[escalation]`); absent: the playbook's
+    /// tiers once there are contacts. Checked against the roster by
+    /// `escalation::Escalation::load` before the listener binds.
+    pub escalation: Option<crate::escalation::EscalationSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +124,12 @@ struct File {
     /// `webhook_file`, `pagerduty_routing_key_file`). See `contacts.rs`.
     #[serde(default)]
     contacts: BTreeMap<String, crate::contacts::ContactSection>,
+    /// Who is called when, counted from the declared incident: tiers of
+    /// roles, vendors or contacts (default: the playbook's 0, 15 and 30
+    /// minutes), who hears of runs starting and ending, per-runbook tiers,
+    /// whether drills page, PagerDuty's URL. See `escalation.rs`.
+    #[serde(default)]
+    escalation: Option<crate::escalation::EscalationSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +226,7 @@ impl Config {
                     (name, c)
                 })
                 .collect(),
+            escalation: file.escalation,
         })
     }
 }

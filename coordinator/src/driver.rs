@@ -18,10 +18,9 @@ use crate::integrations::{Outcome, Performer, Request};
 use crate::store::{self, Commit, LoggedEvent, RunRecord, Store, effect_id};
 use ripcord_engine::clock::Millis;
 use ripcord_engine::environment::{self, Environment, Refusal};
-use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, Key, NewRun, RunState, Transition};
+use ripcord_engine::run::{self, Actor, Effect, EventKind, Input, NewRun, RunState, Transition};
+use crate::escalation::Escalation;
 use ripcord_engine::runbook::Runbook;
-use ripcord_engine::value::Value;
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -214,6 +213,7 @@ pub struct Driver {
     live: HashMap<String, Live>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
     environments: Arc<Environments>,
+    escalation: Arc<Escalation>,
     finished: tokio::sync::broadcast::Sender<String>,
     changed: tokio::sync::broadcast::Sender<String>,
 }
@@ -239,10 +239,11 @@ impl Driver {
         let (finished, _) = tokio::sync::broadcast::channel(256);
         let (changed, _) = tokio::sync::broadcast::channel(1024);
         let runs = Runs { tx: tx.clone(), store: store.clone(), finished: finished.clone(), changed: changed.clone() };
-        let environments = Arc::default();
+        let (environments, escalation) = (Arc::default(), Arc::default());
         let live = HashMap::new();
         let weak = tx.downgrade();
-        let driver = Driver { store, performer, rx, tx: weak, live, clock, environments, finished, changed };
+        let driver =
+            Driver { store, performer, rx, tx: weak, live, clock, environments, escalation, finished, changed };
         // The handles keep the channel open; the driver only holds a weak sender.
         drop(tx);
         (driver, runs)
@@ -251,6 +252,12 @@ impl Driver {
     /// The environments runs may name.
     pub fn with_environments(mut self, environments: Arc<Environments>) -> Self {
         self.environments = environments;
+        self
+    }
+
+    /// The escalation policies new runs follow.
+    pub fn with_escalation(mut self, escalation: Arc<Escalation>) -> Self {
+        self.escalation = escalation;
         self
     }
 
@@ -393,7 +400,8 @@ impl Driver {
             None => req.params,
         };
         let new = NewRun { id: id.unwrap_or_default(), mode: req.mode, params, incident_at: req.incident_at };
-        let t = run::start(&rb, new, self.now()).map_err(|e| Error::Invalid(e.0))?;
+        let policy = self.escalation.policy_for(&rb.id, req.mode);
+        let t = run::start_escalating(&rb, new, policy, self.now()).map_err(|e| Error::Invalid(e.0))?;
         let missing: Vec<String> = run::credentials_needed(&rb, &t.state.params)
             .into_iter()
             .filter(|(name, _)| !self.performer.has_credential(name))
@@ -604,28 +612,11 @@ impl Driver {
                 });
             }
             Effect::Notify { run, name, notice } => {
-                let performer = Arc::clone(&self.performer);
                 debug!(run = %run, notice = %name, "notifying");
+                let sent = self.performer.notify(&run, &name, notice);
                 tokio::spawn(async move {
-                    // The notice's name is its idempotency key: a receiver
-                    // that honours it sees one message however often this
-                    // is sent again after a restart.
-                    let key = Key { run, step: name.clone(), attempt: 0 };
-                    let mut args = BTreeMap::new();
-                    args.insert("webhook".to_string(), Value::Str(notice.webhook));
-                    args.insert("text".to_string(), Value::Str(notice.text));
-                    let request = Request {
-                        key,
-                        action: "notify".into(),
-                        args: Value::Map(args),
-                        target: None,
-                        timeout_ms: Some(NOTIFY_TIMEOUT_MS),
-                    };
-                    let error = match performer.perform(request).await {
-                        Outcome::Succeeded(_) => None,
-                        Outcome::Failed(e) => Some(e),
-                    };
-                    done(Input::Notified { name, error }).await;
+                    let d = sent.await;
+                    done(Input::Notified { name, error: d.error, reached: d.reached }).await;
                 });
             }
         }
@@ -636,9 +627,6 @@ impl Driver {
         std::time::Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0))
     }
 }
-
-/// How long one notice may take to deliver.
-const NOTIFY_TIMEOUT_MS: u64 = 30_000;
 
 fn input_name(i: &Input) -> &'static str {
     match i {

@@ -5,6 +5,8 @@
 use super::*;
 use crate::integrations::BoxFuture;
 use crate::store::memory::{Failing, MemoryStorage};
+use ripcord_engine::value::Value;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 

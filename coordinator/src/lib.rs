@@ -10,9 +10,11 @@ pub mod credentials;
 pub mod drills;
 pub mod driver;
 pub mod environments;
+pub mod escalation;
 pub mod fleet;
 pub mod grpc;
 pub mod integrations;
+pub mod notices;
 pub mod reports;
 pub mod scheduler;
 pub mod store;
@@ -56,6 +58,9 @@ pub enum Error {
     /// A `[contacts.NAME]` section that cannot be used.
     #[error(transparent)]
     Contacts(#[from] contacts::Error),
+    /// An `[escalation]` policy that cannot be used.
+    #[error(transparent)]
+    Escalation(#[from] escalation::Error),
     /// The run driver stopped (a commit failed): the coordinator stops too,
     /// so that its supervisor restarts it and the runs resume.
     #[error("the run driver stopped: {0}; restart the coordinator to resume the runs from what was committed")]
@@ -85,6 +90,7 @@ pub async fn run_with_store(
     let tls = ripcord_pki::tls::ServerTls::load(&config.tls)?;
     let credentials = credentials::Credentials::load(&config.credentials)?;
     let roster = Arc::new(contacts::Roster::load(&config.contacts)?);
+    let escalation = Arc::new(escalation::Escalation::load(config.escalation.as_ref(), &roster)?);
     let environments = Arc::new(driver::Environments {
         list: environments::load_all(&config.environments)?,
         default_namespace: config.kube.as_ref().map(|k| k.namespace.clone()),
@@ -110,7 +116,10 @@ pub async fn run_with_store(
         agents = fleet.list(&Default::default()).len(), contacts = roster.len(), "coordinator listening");
 
     let credential_names: Vec<String> = credentials.names().map(str::to_string).collect();
-    let mut actions = integrations::Actions::new(Arc::clone(&fleet)).with_credentials(credentials);
+    let pagerduty = escalation.pagerduty_url().map(integrations::pagerduty::PagerDuty::new).unwrap_or_default();
+    let mut actions = integrations::Actions::new(Arc::clone(&fleet))
+        .with_credentials(credentials)
+        .with_notices(notices::Notices::new(Arc::clone(&roster), pagerduty));
     // Only with an [aws] section: building the client runs the AWS chain,
     // which may ask the instance-metadata service.
     if let Some(aws) = &config.aws {
@@ -131,7 +140,7 @@ pub async fn run_with_store(
     subruns.bind(runs.clone());
     let reports = reports::Reports::new(config.data_dir.join("reports"), store.clone(), Default::default());
     let reports_task = tokio::spawn(reports.serve(runs.clone()));
-    let driver = driver.with_environments(Arc::clone(&environments));
+    let driver = driver.with_environments(Arc::clone(&environments)).with_escalation(escalation);
     let mut driver_task = tokio::spawn(driver.run());
     let scheduler = drills.map(|loaded| {
         info!(drills = loaded.drills.drills.len(), "drill scheduler running");

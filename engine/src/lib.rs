@@ -16,6 +16,7 @@ pub mod check;
 pub mod clock;
 pub mod duration;
 pub mod environment;
+pub mod escalation;
 pub mod hint;
 pub mod measure;
 pub mod milestone;

@@ -8,8 +8,13 @@
 //!   waiting_longer_than: 10m          # an approval or checklist waiting longer is announced
 //!   escalate:                         # run-level timers from the declared incident time
 //!     - after: 15m
+//!       to: [devops_lead, backend_lead]   # optional: roles, vendors or contacts of the roster
 //!       text: "not recovered after 15 minutes: DevOps lead and backend lead"
 //! ```
+//!
+//! A runbook's own `escalate:` tiers replace the coordinator's escalation
+//! policy (`crate::escalation`) for its runs; a tier without `to` goes to
+//! the webhook only.
 //!
 //! Every notice is an effect (`run::Effect::Notify`), committed with the
 //! transition that caused it and delivered once.
@@ -31,18 +36,12 @@ pub struct Notifications {
     pub escalate: Vec<Tier>,
 }
 
+pub use crate::escalation::Tier;
+
 impl Notifications {
     pub fn wants(&self, topic: Topic) -> bool {
         self.on.contains(&topic)
     }
-}
-
-/// One escalation tier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tier {
-    /// From the declared incident time.
-    pub after: Duration,
-    pub text: String,
 }
 
 const DEFAULT_WAITING: Duration = Duration::from_secs(10 * 60);
@@ -63,6 +62,8 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawTier {
     after: String,
+    #[serde(default)]
+    to: Vec<String>,
     text: String,
 }
 
@@ -92,17 +93,18 @@ pub(crate) fn load(node: &Node, params: &[Param], diags: &mut Vec<Diagnostic>) -
     for (i, t) in raw.escalate.iter().enumerate() {
         let pos = tier_nodes.get(i).map_or(node.pos, |n| pos_of(n, "after"));
         let Ok(after) = dur(&t.after, pos, diags) else { continue };
-        if let Some(prev) = escalate.last().filter(|p| p.after >= after) {
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        if let Some(prev) = escalate.last().filter(|p| p.after_ms >= after_ms) {
             diags.push(Diagnostic::new(
                 pos,
                 format!(
                     "escalation tiers go in order of time: {} is not after the previous tier's {}",
                     t.after,
-                    duration::format(prev.after)
+                    duration::format(Duration::from_millis(prev.after_ms))
                 ),
             ));
         }
-        escalate.push(Tier { after, text: t.text.clone() });
+        escalate.push(Tier { after_ms, to: t.to.clone(), text: t.text.clone() });
     }
     Some(Notifications {
         webhook: raw.webhook,

@@ -245,7 +245,7 @@ fn simulate_in(mode: Mode, rb: &Runbook, params: &[(&str, Value)], fail: &[&str]
                     Input::Timer { step: key.step, attempt: key.attempt, kind }
                 }
                 Effect::Timer { .. } | Effect::RunTimer { .. } => continue,
-                Effect::Notify { name, .. } => Input::Notified { name, error: None },
+                Effect::Notify { name, .. } => Input::Notified { name, error: None, reached: vec![] },
             }
         } else {
             let Some((id, st)) = state.steps.iter().find(|(_, s)| s.status == StepStatus::Waiting) else { break };

@@ -142,8 +142,8 @@ fn a_delivery_is_logged_even_after_the_run_ended() {
     sim.ok("a");
     assert_eq!(sim.state.status, RunStatus::Succeeded);
     let finished = sim.names().into_iter().find(|n| n.starts_with("@finished.")).unwrap();
-    sim.feed(Input::Notified { name: finished.clone(), error: None }).unwrap();
-    sim.feed(Input::Notified { name: "@started".into(), error: Some("webhook answered 500".into()) }).unwrap();
+    sim.feed(Input::Notified { name: finished.clone(), error: None, reached: vec![] }).unwrap();
+    sim.feed(Input::Notified { name: "@started".into(), error: Some("webhook answered 500".into()), reached: vec![] }).unwrap();
     let tail: Vec<&(EventKind, String)> = sim.events.iter().rev().take(2).collect();
     assert_eq!(tail[1], &(EventKind::Notified, format!("notice {finished} sent")));
     assert_eq!(tail[0], &(EventKind::NotifyFailed, "notice @started not sent: webhook answered 500".to_string()));

@@ -323,7 +323,7 @@ mod property {
                         now = now.max(at);
                         Input::RunTimer { timer }
                     }
-                    Effect::Notify { name, .. } => Input::Notified { name, error: None },
+                    Effect::Notify { name, .. } => Input::Notified { name, error: None, reached: vec![] },
                 };
                 let t = apply(&rb, &state, &input, now).unwrap();
                 check_new(&t.effects, &t.state, &mut performed);

@@ -99,7 +99,7 @@ impl Sim {
             .collect();
         self.effects.extend(t.effects);
         for name in notices {
-            self.input(Input::Notified { name, error: None }, at, None);
+            self.input(Input::Notified { name, error: None, reached: vec![] }, at, None);
         }
     }
 

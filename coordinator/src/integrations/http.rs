@@ -184,7 +184,13 @@ impl Http {
         if let Some(c) = channel {
             body.insert("channel".into(), serde_json::Value::String(c.to_string()));
         }
-        match self.client.post(url).header(IDEMPOTENCY_HEADER, key).json(&body).send().await {
+        self.post_json(url, key, &body).await
+    }
+
+    /// POSTs `body` as JSON to `url` with an idempotency key; the answer's
+    /// status, or why there was none, never with the URL.
+    pub async fn post_json(&self, url: &str, key: &str, body: &impl serde::Serialize) -> Result<u16, WebhookError> {
+        match self.client.post(url).header(IDEMPOTENCY_HEADER, key).json(body).send().await {
             Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
             Ok(r) => Err(WebhookError::Status(r.status().as_u16())),
             Err(e) => Err(WebhookError::Unreachable(without_url(&e))),

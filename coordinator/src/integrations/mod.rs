@@ -27,7 +27,8 @@ pub mod subruns;
 pub use router::Actions;
 
 use ripcord_engine::registry::Action;
-use ripcord_engine::run::{Key, TargetSpec};
+use crate::notices::{Delivery, RUNBOOK_WEBHOOK};
+use ripcord_engine::run::{Key, Notice, TargetSpec};
 use ripcord_engine::value::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,7 +69,34 @@ pub trait Performer: Send + Sync {
     fn conceal(&self, text: &str) -> String {
         text.to_string()
     }
+
+    /// Delivers notice `name` of run `run`. This default reaches the
+    /// runbook's webhook only, through the `notify` action; the real
+    /// performer also reaches the roster ([`crate::notices`]).
+    fn notify(&self, run: &str, name: &str, notice: Notice) -> BoxFuture<Delivery> {
+        let Some(webhook) = notice.webhook else {
+            let error = (!notice.to.is_empty()).then(|| format!("no roster here to reach {}", notice.to.join(", ")));
+            return Box::pin(async move { Delivery { reached: vec![], error } });
+        };
+        let mut args = BTreeMap::new();
+        args.insert("webhook".to_string(), Value::Str(webhook));
+        args.insert("text".to_string(), Value::Str(notice.text));
+        // The notice's name is its idempotency key.
+        let key = Key { run: run.to_string(), step: name.to_string(), attempt: 0 };
+        let request =
+            Request { key, action: "notify".into(), args: Value::Map(args), target: None, timeout_ms: Some(NOTIFY_TIMEOUT_MS) };
+        let sent = self.perform(request);
+        Box::pin(async move {
+            match sent.await {
+                Outcome::Succeeded(_) => Delivery { reached: vec![RUNBOOK_WEBHOOK.to_string()], error: None },
+                Outcome::Failed(e) => Delivery { reached: vec![], error: Some(e) },
+            }
+        })
+    }
 }
+
+/// How long one notice may take to deliver.
+pub const NOTIFY_TIMEOUT_MS: u64 = 30_000;
 
 /// One action for an integration, with credentials already in its
 /// arguments.

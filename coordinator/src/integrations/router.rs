@@ -6,6 +6,8 @@ use super::{
 };
 use crate::credentials::{self, Credentials};
 use crate::fleet::Fleet;
+use crate::notices::{Delivery, Notices};
+use ripcord_engine::run::Notice;
 use ripcord_engine::registry::{self, Runs};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub struct Actions {
     atlas: Option<atlas::Atlas>,
     credentials: Credentials,
     subruns: subruns::SubRuns,
+    notices: Option<Notices>,
 }
 
 impl Actions {
@@ -35,7 +38,13 @@ impl Actions {
         integrations.insert(registry::Integration::Mongo, Arc::new(mongo::Mongo::new()));
         let subruns = subruns::SubRuns::default();
         integrations.insert(registry::Integration::Runs, Arc::new(subruns.clone()));
-        Self { fleet, integrations, atlas: None, credentials: Credentials::default(), subruns }
+        Self { fleet, integrations, atlas: None, credentials: Credentials::default(), subruns, notices: None }
+    }
+
+    /// Run notices also reach the roster's contacts.
+    pub fn with_notices(mut self, notices: Notices) -> Self {
+        self.notices = Some(notices);
+        self
     }
 
     /// `runbook.run`'s integration, to be given the driver's handle once
@@ -111,6 +120,20 @@ impl Actions {
 }
 
 impl Performer for Actions {
+    fn notify(&self, run: &str, name: &str, notice: Notice) -> BoxFuture<Delivery> {
+        let Some(notices) = self.notices.clone() else {
+            return Box::pin(async move { Delivery { reached: vec![], error: Some("no roster".into()) } });
+        };
+        let (run, name) = (run.to_string(), name.to_string());
+        let timeout = Duration::from_millis(super::NOTIFY_TIMEOUT_MS) + BACKSTOP_GRACE;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, notices.deliver(&run, &name, &notice)).await {
+                Ok(d) => d,
+                Err(_) => Delivery { reached: vec![], error: Some(format!("not delivered within {timeout:?}")) },
+            }
+        })
+    }
+
     fn perform(&self, r: Request) -> BoxFuture<Outcome> {
         // An agent step given an output that carries a credential (say a
         // connection string) would get the token text and fail obscurely.

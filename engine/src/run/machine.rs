@@ -103,8 +103,8 @@ impl Machine<'_> {
             }
             // A notice may be delivered after its run finished (the one
             // saying so): it is recorded all the same.
-            Input::Notified { name, error } => {
-                self.notified(name, error.as_deref());
+            Input::Notified { name, error, reached } => {
+                self.notified(name, error.as_deref(), reached);
                 return Ok(());
             }
             Input::Approve { step, by, note } => {

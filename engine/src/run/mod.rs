@@ -18,5 +18,5 @@ mod start;
 mod types;
 
 pub use machine::{apply, human};
-pub use start::{credentials_needed, start};
+pub use start::{credentials_needed, start, start_escalating};
 pub use types::*;

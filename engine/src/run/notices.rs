@@ -5,18 +5,35 @@
 
 use super::machine::{Machine, human, ms, note_text};
 use super::types::*;
-use crate::clock::rfc3339;
+use crate::clock::{Millis, rfc3339};
+use crate::escalation::union;
+
+/// How long a person may keep an approval or checklist waiting before the
+/// policy's recipients hear of it, unless the policy says.
+const DEFAULT_WAITING_MS: u64 = 10 * 60 * 1000;
 
 impl Machine<'_> {
-    /// Queues a notice named `name` (unique in the run) if the runbook
-    /// sends notices about `topic`.
+    /// Queues a notice named `name` (unique in the run) about `topic`: to
+    /// the runbook's webhook if its `notify:` section sends the topic, and
+    /// to the escalation policy's `notices_to` if the policy tells them.
     pub(super) fn announce(&mut self, name: String, topic: Topic, step: Option<&str>, text: String) {
-        let Some(n) = self.rb.notify.as_ref().filter(|n| n.wants(topic)) else { return };
-        let Some(webhook) = self.state.notify_webhook.clone() else { return };
-        debug_assert!(n.wants(topic));
+        let to = if self.state.escalation.tells(topic) { self.state.escalation.notices_to.clone() } else { vec![] };
+        self.send(name, topic, step, text, to, None);
+    }
+
+    /// Queues a notice to the runbook's webhook (if it sends `topic`) and to
+    /// `to`, with a pager event for those paged.
+    fn send(&mut self, name: String, topic: Topic, step: Option<&str>, text: String, to: Vec<String>, page: Option<Page>) {
+        let webhook = match self.rb.notify.as_ref() {
+            Some(n) if n.wants(topic) => self.state.notify_webhook.clone(),
+            _ => None,
+        };
+        if webhook.is_none() && to.is_empty() {
+            return;
+        }
         let s = &self.state;
         let text = format!("[ripcord] {} run {} of {}: {text}", s.mode, s.short_id(), s.runbook_id);
-        let notice = Notice { topic, step: step.map(str::to_string), webhook, text };
+        let notice = Notice { topic, step: step.map(str::to_string), webhook, to, page, text };
         self.effects.push(Effect::Notify { run: self.state.id.clone(), name, notice });
     }
 
@@ -25,16 +42,16 @@ impl Machine<'_> {
     pub(super) fn announce_start(&mut self) {
         let incident = rfc3339(self.state.incident_at);
         self.announce("@started".into(), Topic::RunStarted, None, format!("started; incident at {incident}"));
-        let Some(n) = self.rb.notify.as_ref() else { return };
-        for (i, tier) in n.escalate.iter().enumerate() {
-            let at = self.state.incident_at + ms(tier.after);
+        for (i, tier) in self.state.escalation.tiers.iter().enumerate() {
+            let at = self.state.incident_at + Millis::try_from(tier.after_ms).unwrap_or(Millis::MAX / 2);
             let timer = RunTimer::Escalate { tier: i + 1 };
             self.effects.push(Effect::RunTimer { run: self.state.id.clone(), timer, at });
         }
     }
 
-    /// The notice that the run ended, however it ended. A retried run can
-    /// end again: the name carries the time.
+    /// The notice that the run ended, however it ended; those an
+    /// escalation tier paged hear it too, and their pagers resolve the
+    /// incident. A retried run can end again: the name carries the time.
     pub(super) fn announce_end(&mut self) {
         let status = self.state.status;
         let name = format!("@finished.{}", self.now);
@@ -42,13 +59,26 @@ impl Machine<'_> {
             Some(at) => format!("; recovered {} after the incident", human(at - self.state.incident_at)),
             None => String::new(),
         };
-        self.announce(name, Topic::RunFinished, None, format!("{status}{rto}"));
+        let p = &self.state.escalation;
+        let told = if p.tells(Topic::RunFinished) { p.notices_to.as_slice() } else { &[] };
+        let to = union(told, &self.state.paged);
+        let page = (!self.state.paged.is_empty()).then_some(Page::Resolve);
+        self.send(name, Topic::RunFinished, None, format!("{status}{rto}"), to, page);
     }
 
     /// A step started waiting for a person: announce it if it waits too long.
+    /// The runbook's `waiting_longer_than` if it announces waits, else the
+    /// policy's.
     pub(super) fn watch_waiting(&mut self, step: &str, attempt: u32) {
-        let Some(n) = self.rb.notify.as_ref().filter(|n| n.wants(Topic::Waiting)) else { return };
-        let at = self.now + ms(n.waiting_longer_than);
+        let after = match self.rb.notify.as_ref().filter(|n| n.wants(Topic::Waiting)) {
+            Some(n) => ms(n.waiting_longer_than),
+            None if self.state.escalation.tells(Topic::Waiting) => {
+                let p = self.state.escalation.waiting_longer_than_ms.unwrap_or(DEFAULT_WAITING_MS);
+                Millis::try_from(p).unwrap_or(Millis::MAX / 2)
+            }
+            None => return,
+        };
+        let at = self.now + after;
         let timer = RunTimer::Waiting { step: step.to_string(), attempt };
         self.effects.push(Effect::RunTimer { run: self.state.id.clone(), timer, at });
     }
@@ -85,10 +115,8 @@ impl Machine<'_> {
 
     /// Someone took the run on: recorded, and escalation tiers that come
     /// due from now on are not sent (`escalate`). Only a running run, once.
-    ///
-    /// PagerDuty's `acknowledge` event for the run's incident will hook in
-    /// here, as a `Notify`-like effect committed with this transition, once
-    /// runs page through PagerDuty.
+    /// Those already paged hear it, and their pagers acknowledge the
+    /// incident.
     pub(super) fn acknowledge(&mut self, by: &Actor, note: &str) -> Result<(), Rejected> {
         let s = &self.state;
         if s.status.is_finished() {
@@ -100,7 +128,12 @@ impl Machine<'_> {
         self.state.acknowledged = Some(Confirmation { by: by.clone(), note: note.to_string(), at: self.now });
         let facts = Facts { by: Some(by.clone()), note: Some(note.to_string()), ..Facts::default() };
         let text = format!("acknowledged by {by}{}; later escalation tiers are not sent", note_text(note));
-        self.event_with(None, EventKind::RunAcknowledged, text, facts);
+        self.event_with(None, EventKind::RunAcknowledged, text.clone(), facts);
+        let p = &self.state.escalation;
+        let told = if p.tells(Topic::Acknowledged) { p.notices_to.as_slice() } else { &[] };
+        let to = union(told, &self.state.paged);
+        let page = (!self.state.paged.is_empty()).then_some(Page::Acknowledge);
+        self.send("@acknowledged".into(), Topic::Acknowledged, None, text, to, page);
         Ok(())
     }
 
@@ -112,7 +145,7 @@ impl Machine<'_> {
         if self.state.recovered_at.is_some() || (self.state.failing.is_some() && self.main_over()) {
             return;
         }
-        let Some(t) = self.rb.notify.as_ref().and_then(|n| n.escalate.get(tier.wrapping_sub(1))) else { return };
+        let Some(t) = self.state.escalation.tiers.get(tier.wrapping_sub(1)).cloned() else { return };
         if let Some(a) = &self.state.acknowledged {
             let text = format!("escalation tier {tier} not sent: the run was acknowledged by {}", a.by);
             let facts = Facts { tier: Some(tier), by: Some(a.by.clone()), ..Facts::default() };
@@ -123,15 +156,29 @@ impl Machine<'_> {
         let text = format!("escalation tier {tier}: not recovered {} after the incident: {}", human(since), t.text);
         let facts = Facts { tier: Some(tier), since_incident_ms: Some(since), ..Facts::default() };
         self.event_with(None, EventKind::Escalated, text.clone(), facts);
-        self.announce(RunTimer::Escalate { tier }.name(), Topic::Escalation, None, text);
+        let page = (!t.to.is_empty()).then_some(Page::Trigger);
+        self.state.paged = union(&self.state.paged, &t.to);
+        self.send(RunTimer::Escalate { tier }.name(), Topic::Escalation, None, text, t.to, page);
     }
 
     /// A notice's delivery, for the run's log.
-    pub(super) fn notified(&mut self, name: &str, error: Option<&str>) {
-        let facts = Facts { notice: Some(name.to_string()), error: error.map(str::to_string), ..Facts::default() };
+    pub(super) fn notified(&mut self, name: &str, error: Option<&str>, reached: &[String]) {
+        let to = if reached.is_empty() { String::new() } else { format!(" to {}", reached.join(", ")) };
+        let facts = Facts {
+            notice: Some(name.to_string()),
+            error: error.map(str::to_string),
+            reached: reached.to_vec(),
+            ..Facts::default()
+        };
         match error {
-            None => self.event_with(None, EventKind::Notified, format!("notice {name} sent"), facts),
-            Some(e) => self.event_with(None, EventKind::NotifyFailed, format!("notice {name} not sent: {e}"), facts),
+            None => self.event_with(None, EventKind::Notified, format!("notice {name} sent{to}"), facts),
+            Some(e) if reached.is_empty() => {
+                self.event_with(None, EventKind::NotifyFailed, format!("notice {name} not sent: {e}"), facts)
+            }
+            Some(e) => {
+                let text = format!("notice {name} sent{to}, not to all: {e}");
+                self.event_with(None, EventKind::NotifyFailed, text, facts)
+            }
         }
     }
 }

@@ -3,14 +3,26 @@
 use super::machine::Machine;
 use super::types::*;
 use crate::clock::{Millis, rfc3339};
+use crate::escalation::Policy;
 use crate::runbook::{ParamType, Runbook, parse_time};
 use crate::template::{self, Ref};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
 /// Checks and resolves parameters (defaults, types, `incident-5m` times) and
-/// starts the run: the first transition.
+/// starts the run: the first transition. It escalates through the
+/// runbook's own `notify:` tiers only; see [`start_escalating`].
 pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejected> {
+    start_escalating(rb, new, Policy::default(), now)
+}
+
+/// [`start`], the run escalating through `policy` (the coordinator's
+/// policy for this runbook and mode). The runbook's own `notify: escalate:`
+/// tiers replace the policy's tiers; its other recipients stay.
+pub fn start_escalating(rb: &Runbook, new: NewRun, mut policy: Policy, now: Millis) -> Result<Transition, Rejected> {
+    if let Some(n) = rb.notify.as_ref().filter(|n| !n.escalate.is_empty()) {
+        policy.tiers = n.escalate.clone();
+    }
     let incident_at = new.incident_at.unwrap_or(now);
     let mut params = BTreeMap::new();
     for k in new.params.keys() {
@@ -72,6 +84,8 @@ pub fn start(rb: &Runbook, new: NewRun, now: Millis) -> Result<Transition, Rejec
         notify_webhook,
         milestones: Default::default(),
         acknowledged: None,
+        escalation: policy,
+        paged: Vec::new(),
     };
     let mut t = Machine { rb, state, effects: Vec::new(), events: Vec::new(), now };
     t.event(

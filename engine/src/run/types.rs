@@ -2,6 +2,7 @@
 //! and the events of its log.
 
 use crate::clock::Millis;
+use crate::escalation::Policy;
 use crate::milestone::{self, Milestone};
 use crate::runbook::Target;
 use crate::value::Value;
@@ -245,6 +246,13 @@ pub struct RunState {
     /// before acks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged: Option<Confirmation>,
+    /// The escalation policy the run follows, fixed when it started.
+    #[serde(default, skip_serializing_if = "Policy::is_empty")]
+    pub escalation: Policy,
+    /// Recipients an escalation tier has paged: they get the ack and the
+    /// resolve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paged: Vec<String>,
 }
 
 impl RunState {
@@ -287,16 +295,19 @@ pub enum Topic {
     OverBudget,
     Waiting,
     Escalation,
+    /// Someone acknowledged the run (`ripcord ack`).
+    Acknowledged,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::RunStarted,
         Topic::RunFinished,
         Topic::StepFailed,
         Topic::OverBudget,
         Topic::Waiting,
         Topic::Escalation,
+        Topic::Acknowledged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -307,6 +318,7 @@ impl Topic {
             Topic::OverBudget => "over_budget",
             Topic::Waiting => "waiting",
             Topic::Escalation => "escalation",
+            Topic::Acknowledged => "acknowledged",
         }
     }
 }
@@ -319,9 +331,28 @@ pub struct Notice {
     pub topic: Topic,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    /// A Slack-compatible webhook.
-    pub webhook: String,
+    /// The runbook's own Slack-compatible webhook, if it sends this topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Recipients from the escalation policy, for the coordinator's roster
+    /// (roles, vendors, contacts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// What the recipients' pagers get: the run is one incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
     pub text: String,
+}
+
+/// A pager event about the run's incident (PagerDuty Events API v2, its
+/// `dedup_key` the run id): opened by an escalation tier, acknowledged by
+/// `ripcord ack`, resolved when the run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Page {
+    Trigger,
+    Acknowledge,
+    Resolve,
 }
 
 /// The idempotency key of an effect: the same key is never performed twice
@@ -489,6 +520,9 @@ pub enum Input {
     Notified {
         name: String,
         error: Option<String>,
+        /// Who was reached, e.g. `kim (slack)`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reached: Vec<String>,
     },
 }
 
@@ -552,6 +586,9 @@ pub struct Facts {
     pub notice: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,
+    /// Who a notice reached (`kim (slack)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reached: Vec<String>,
     /// The rehearsal milestone reached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub milestone: Option<Milestone>,
