@@ -20,7 +20,7 @@
 use crate::contacts::{Channel, Contact, ContactRole, Kind, Roster, Vendor};
 use crate::integrations::http::Http;
 use crate::integrations::pagerduty::{self, PagerDuty, Payload, RoutingKey, Severity};
-use ripcord_engine::run::{Notice, Page, Topic};
+use ripcord_engine::run::{Key, Notice, Page, Topic};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -69,14 +69,25 @@ impl Notices {
         let text = with_instructions(&notice.text, &contacts);
         let mut tasks = JoinSet::new();
         if let Some(url) = notice.webhook.clone() {
-            let (http, key, text) = (self.http.clone(), format!("{run}/{name}"), notice.text.clone());
+            // The same key the `notify` action would give it.
+            let key = Key { run: run.to_string(), step: name.to_string(), attempt: 0 }.to_string();
+            let (http, text) = (self.http.clone(), notice.text.clone());
             tasks.spawn(async move {
                 let r = http.post_text(&url, &key, &text, None).await.map(|_| ()).map_err(|e| e.to_string());
                 (RUNBOOK_WEBHOOK.to_string(), r)
             });
         }
+        // Contacts that share a PagerDuty service get one event: the run
+        // is one incident there.
+        let mut paged: Vec<&str> = Vec::new();
         for contact in contacts {
             for channel in &contact.channels {
+                if let Channel::PagerDuty { routing_key } = channel {
+                    if paged.contains(&routing_key.expose()) {
+                        continue;
+                    }
+                    paged.push(routing_key.expose());
+                }
                 let Some(send) = self.send(run, name, notice, &text, contact, channel) else { continue };
                 tasks.spawn(send);
             }

@@ -399,7 +399,18 @@ impl Cluster {
     /// SIGKILLs the coordinator and starts it again on the same address and
     /// data directory.
     pub fn restart_coordinator(&mut self) {
+        self.kill_coordinator();
+        self.start_coordinator_again();
+    }
+
+    /// SIGKILLs the coordinator; [`Cluster::start_coordinator_again`]
+    /// brings it back.
+    pub fn kill_coordinator(&mut self) {
         self.coordinator.kill();
+    }
+
+    /// Starts the coordinator again on the same address and data directory.
+    pub fn start_coordinator_again(&mut self) {
         let (proc_, addr) = start_coordinator_with(self.path(), &self.pki, &self.addr, &self.extras);
         self.coordinator = proc_;
         assert_eq!(addr, self.addr);

@@ -13,6 +13,7 @@ mod crash;
 mod credentials;
 mod drill_runs;
 mod drills;
+mod escalation;
 mod fleet;
 mod full_outage;
 mod notices;
