@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod grpc;
 pub mod integrations;
 pub mod notices;
+pub mod readiness;
 pub mod reports;
 pub mod scheduler;
 pub mod store;

@@ -17,6 +17,13 @@
 //! on) with two completed snapshots, [`SNAPSHOT_DAILY`] (26 h old) and
 //! [`SNAPSHOT_HOURLY`] (2 h old).
 //!
+//! Each cluster has a backup schedule (`GET …/backup/schedule`:
+//! `restoreWindowDays`, `copySettings`) and `backupEnabled`/`pitEnabled`
+//! flags that tests change to break readiness one thing at a time
+//! ([`FakeAtlas::set_backup_enabled`], [`FakeAtlas::set_pit_enabled`],
+//! [`FakeAtlas::set_restore_window_days`], [`FakeAtlas::add_copy_setting`],
+//! [`FakeAtlas::add_snapshot`], [`FakeAtlas::clear_snapshots`]).
+//!
 //! A small HTTP/1.1 server on std threads, like [`crate::http`].
 
 use ripcord_coordinator::integrations::atlas::md5_hex;
@@ -32,6 +39,8 @@ pub const SOURCE: &str = "chat-prod";
 pub const SNAPSHOT_DAILY: &str = "65a0c0ffee00000000000001";
 pub const SNAPSHOT_HOURLY: &str = "65a0c0ffee00000000000002";
 pub const REALM: &str = "MMS Public API";
+/// The name of [`PROJECT`].
+pub const PROJECT_NAME: &str = "chat";
 
 /// What the fake accepts.
 #[derive(Clone, Debug)]
@@ -106,6 +115,23 @@ struct Cluster {
     doc: J,
     ready_at: Option<Instant>,
     gone_at: Option<Instant>,
+    /// The schedule's `restoreWindowDays`; None: [`Options::restore_window_days`].
+    restore_window_days: Option<u32>,
+    /// The schedule's `copySettings`.
+    copy_settings: Vec<J>,
+}
+
+impl Cluster {
+    fn new(doc: J, ready_at: Option<Instant>) -> Self {
+        Cluster {
+            project: PROJECT.into(),
+            doc,
+            ready_at,
+            gone_at: None,
+            restore_window_days: None,
+            copy_settings: vec![],
+        }
+    }
 }
 
 struct Job {
@@ -313,8 +339,63 @@ impl FakeAtlas {
     pub fn add_cluster(&self, name: &str, major: &str, region: &str, size: &str, nodes: u64, state: &str) {
         self.with(|s| {
             let doc = s.cluster_doc(name, major, region, size, nodes, state);
-            s.clusters.push(Cluster { project: PROJECT.into(), doc, ready_at: None, gone_at: None });
+            s.clusters.push(Cluster::new(doc, None));
         });
+    }
+
+    /// Sets `backupEnabled` (Cloud Backup) of cluster `name`.
+    pub fn set_backup_enabled(&self, name: &str, on: bool) {
+        self.with(|s| s.cluster_mut(name).doc["backupEnabled"] = json!(on));
+    }
+
+    /// Sets `pitEnabled` (Continuous Cloud Backup) of cluster `name`.
+    pub fn set_pit_enabled(&self, name: &str, on: bool) {
+        self.with(|s| s.cluster_mut(name).doc["pitEnabled"] = json!(on));
+    }
+
+    /// Sets the `restoreWindowDays` of cluster `name`'s backup schedule
+    /// (point-in-time restores are refused before it, too).
+    pub fn set_restore_window_days(&self, name: &str, days: u32) {
+        self.with(|s| s.cluster_mut(name).restore_window_days = Some(days));
+    }
+
+    /// Adds a `copySettings` entry to cluster `name`'s backup schedule:
+    /// snapshots of `frequencies` (HOURLY, DAILY, …) copied to AWS region
+    /// `region` (Atlas style, `AP_NORTHEAST_1`), with oplogs when `oplogs`.
+    pub fn add_copy_setting(&self, name: &str, region: &str, frequencies: &[&str], oplogs: bool) {
+        self.with(|s| {
+            let c = s.cluster_mut(name);
+            let zone = c.doc["replicationSpecs"][0]["zoneId"].clone();
+            c.copy_settings.push(json!({
+                "cloudProvider": "AWS", "regionName": region, "frequencies": frequencies,
+                "shouldCopyOplogs": oplogs, "zoneId": zone,
+            }));
+        });
+    }
+
+    /// Removes every snapshot of cluster `name`.
+    pub fn clear_snapshots(&self, name: &str) {
+        self.with(|s| s.snapshots.retain(|x| x.cluster != name));
+    }
+
+    /// Adds a completed scheduled snapshot of cluster `name` taken `age`
+    /// ago (its `createdAt`, to the second); returns its id.
+    pub fn add_snapshot(&self, name: &str, age: Duration) -> String {
+        self.with(|s| {
+            let id = s.new_id();
+            let created = unix_now() - i64::try_from(age.as_secs()).unwrap_or(i64::MAX / 2);
+            s.snapshots.push(Snapshot {
+                cluster: name.into(),
+                doc: json!({
+                    "id": id, "createdAt": rfc3339(created), "description": "hourly snapshot",
+                    "status": "completed", "snapshotType": "scheduled", "frequencyType": "hourly",
+                    "type": "replicaSet", "mongodVersion": "7.0.12", "replicaSetName": "atlas-abc123-shard-0",
+                    "expiresAt": rfc3339(created + 7 * 86_400), "storageSizeBytes": 104_857_600,
+                }),
+                done_at: None,
+            });
+            id
+        })
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -406,7 +487,7 @@ fn valid_name(n: &str) -> bool {
 impl State {
     fn seed(&mut self) {
         let doc = self.cluster_doc(SOURCE, "7.0", "US_EAST_1", "M20", 3, "IDLE");
-        self.clusters.push(Cluster { project: PROJECT.into(), doc, ready_at: None, gone_at: None });
+        self.clusters.push(Cluster::new(doc, None));
         for (id, age_h, kind) in [(SNAPSHOT_DAILY, 26, "daily"), (SNAPSHOT_HOURLY, 2, "hourly")] {
             let created = unix_now() - age_h * 3600;
             self.snapshots.push(Snapshot {
@@ -500,6 +581,16 @@ impl State {
 
     fn find_cluster_mut(&mut self, project: &str, name: &str) -> Option<&mut Cluster> {
         self.clusters.iter_mut().find(|c| c.project == project && c.doc["name"] == name)
+    }
+
+    /// Cluster `name` of [`PROJECT`], for the test setters.
+    fn cluster_mut(&mut self, name: &str) -> &mut Cluster {
+        self.find_cluster_mut(PROJECT, name).unwrap_or_else(|| panic!("the fake has no cluster {name}"))
+    }
+
+    /// The point-in-time window of a cluster, in days.
+    fn window_days(&self, c: &Cluster) -> u32 {
+        c.restore_window_days.unwrap_or(self.opts.restore_window_days)
     }
 
     fn handle(&mut self, req: &Req) -> Resp {
@@ -600,13 +691,25 @@ impl State {
                 "CANNOT_CANCEL_AUTOMATED_RESTORE",
                 "Automated and point-in-time restore jobs cannot be cancelled.",
             ),
-            Route::BackupSchedule => match self.find_cluster(PROJECT, cluster) {
-                Some(_) => Resp::ok(
+            Route::GetProject => {
+                let clusters = self.clusters.iter().filter(|c| c.project == PROJECT).count();
+                Resp::ok(
                     200,
                     json!({
-                        "clusterName": cluster, "restoreWindowDays": self.opts.restore_window_days,
-                        "copySettings": [], "referenceHourOfDay": 3, "referenceMinuteOfHour": 0,
-                        "policies": [{"policyItems": [{"frequencyType": "hourly", "frequencyInterval": 6, "retentionUnit": "days", "retentionValue": 7}]}],
+                        "id": PROJECT, "name": PROJECT_NAME, "orgId": "5e2211c17a3e5a48f5497de0",
+                        "clusterCount": clusters, "created": "2024-01-15T09:00:00Z", "links": [],
+                    }),
+                )
+            }
+            Route::BackupSchedule => match self.find_cluster(PROJECT, cluster) {
+                Some(c) => Resp::ok(
+                    200,
+                    json!({
+                        "clusterId": c.doc["id"], "clusterName": cluster,
+                        "restoreWindowDays": self.window_days(c),
+                        "copySettings": c.copy_settings, "referenceHourOfDay": 3, "referenceMinuteOfHour": 0,
+                        "autoExportEnabled": false, "useOrgAndGroupNamesInExportPrefix": false,
+                        "policies": [{"id": "5f0000000000000000000001", "policyItems": [{"id": "5f0000000000000000000002", "frequencyType": "hourly", "frequencyInterval": 6, "retentionUnit": "days", "retentionValue": 7}]}],
                     }),
                 ),
                 None => not_found(cluster),
@@ -755,7 +858,7 @@ impl State {
             }
         }
         let ready_at = Some(Instant::now() + self.opts.cluster_create_delay);
-        self.clusters.push(Cluster { project: PROJECT.into(), doc: doc.clone(), ready_at, gone_at: None });
+        self.clusters.push(Cluster::new(doc.clone(), ready_at));
         Resp::ok(201, doc)
     }
 
@@ -800,6 +903,7 @@ impl State {
         let Some(src) = self.find_cluster(PROJECT, source) else { return not_found(source) };
         let src_major = src.doc["mongoDBMajorVersion"].as_str().unwrap_or("").to_string();
         let pit_enabled = src.doc["pitEnabled"] == true;
+        let window_days = self.window_days(src);
         let delivery = body["deliveryType"].as_str().unwrap_or("");
         let target = body["targetClusterName"].as_str().unwrap_or("");
         let target_group = body["targetGroupId"].as_str().unwrap_or("");
@@ -822,7 +926,7 @@ impl State {
                     return Resp::error(400, "PIT_NOT_ENABLED", format!("Continuous backup is off for {source}."));
                 }
                 if let Some(t) = pit.as_i64() {
-                    let window = i64::from(self.opts.restore_window_days) * 86_400;
+                    let window = i64::from(window_days) * 86_400;
                     if t > unix_now() || t < unix_now() - window {
                         return Resp::error(
                             400,
@@ -915,6 +1019,7 @@ enum Route {
     GetRestoreJob,
     CancelRestoreJob,
     BackupSchedule,
+    GetProject,
 }
 
 /// The reference's table: route and the one version each path speaks.
@@ -931,6 +1036,7 @@ fn route(method: &str, segs: &[&str]) -> Option<(Route, &'static str)> {
         ("GET", ["groups", _, "clusters", _, "backup", "restoreJobs", _]) => (GetRestoreJob, "2023-01-01"),
         ("DELETE", ["groups", _, "clusters", _, "backup", "restoreJobs", _]) => (CancelRestoreJob, "2023-01-01"),
         ("GET", ["groups", _, "clusters", _, "backup", "schedule"]) => (BackupSchedule, "2024-08-05"),
+        ("GET", ["groups", _]) => (GetProject, "2023-01-01"),
         _ => return None,
     };
     Some(r)

@@ -414,6 +414,37 @@ impl Secrets {
     }
 }
 
+/// What a read of a secret tells without its value (readiness checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readable {
+    /// The version labelled AWSCURRENT.
+    pub current_version: String,
+    /// Whether that version holds a JSON object, what `aws.update_secret`
+    /// merges keys into.
+    pub json_object: bool,
+}
+
+impl Secrets {
+    /// Reads secret `secret_id` as `aws.update_secret` would before writing
+    /// (DescribeSecret, then GetSecretValue of AWSCURRENT) and changes
+    /// nothing. The value is dropped at once: only its shape is kept.
+    pub async fn check_readable(&self, secret_id: &str, region: Option<&str>) -> Result<Readable, Error> {
+        if secret_id.is_empty() {
+            return Err(Error::BadArgs("secret_id is empty".into()));
+        }
+        let client = self.client_for(region);
+        let stages = version_stages(&client, secret_id).await?;
+        let labelled = stage_holder(&stages, CURRENT).unwrap_or_default();
+        let (version, json_object) = match get_value(&client, secret_id, None, Some(CURRENT)).await {
+            Ok((version, text)) => (version, matches!(serde_json::from_str::<J>(&text), Ok(J::Object(_)))),
+            Err(Error::NotJson(..)) => (String::new(), false),
+            Err(e) => return Err(e),
+        };
+        let current_version = if version.is_empty() { labelled } else { version };
+        Ok(Readable { current_version, json_object })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Calls
 // ---------------------------------------------------------------------------

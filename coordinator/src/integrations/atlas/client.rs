@@ -30,6 +30,7 @@ pub enum Endpoint {
     CreateCluster,
     GetCluster,
     DeleteCluster,
+    GetProject,
 }
 
 impl Endpoint {
@@ -47,10 +48,11 @@ impl Endpoint {
             CreateCluster => ("POST", "/groups/{groupId}/clusters", "2024-10-23"),
             GetCluster => ("GET", "/groups/{groupId}/clusters/{clusterName}", "2024-08-05"),
             DeleteCluster => ("DELETE", "/groups/{groupId}/clusters/{clusterName}", "2023-02-01"),
+            GetProject => ("GET", "/groups/{groupId}", "2023-01-01"),
         }
     }
 
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::ListSnapshots,
         Endpoint::TakeSnapshot,
         Endpoint::StartRestore,
@@ -60,6 +62,7 @@ impl Endpoint {
         Endpoint::CreateCluster,
         Endpoint::GetCluster,
         Endpoint::DeleteCluster,
+        Endpoint::GetProject,
     ];
 
     pub fn method(self) -> reqwest::Method {

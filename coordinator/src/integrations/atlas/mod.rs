@@ -15,6 +15,9 @@
 //!   checks; the actions are in `clusters`, `restores` and `snapshots`. A
 //!   call that creates something is never blindly sent twice: the action
 //!   first looks for what an earlier try or attempt created.
+//! - `reads`: read-only calls for readiness checks (project, a cluster's
+//!   backup settings and schedule, its newest snapshot, a connection string
+//!   with a database user's login).
 //! - `error`: [`Error`], one enum for the whole client.
 //!
 //! Reference: `shared/reference/atlas-admin-api.md`.
@@ -26,6 +29,7 @@ mod clusters;
 mod config;
 mod digest;
 mod error;
+mod reads;
 mod restores;
 mod snapshots;
 
@@ -34,6 +38,7 @@ pub use client::{Endpoint, Retry};
 pub use config::{AtlasAuth, AtlasConfig, MixedAuth};
 pub use digest::{auth_params, md5_hex};
 pub use error::Error;
+pub use reads::{BackupSchedule, ClusterBackup, CopySetting, Project, SnapshotInfo};
 
 pub use crate::credentials::Secret;
 
