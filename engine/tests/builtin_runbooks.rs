@@ -172,6 +172,26 @@ fn secrets_are_secret_params_and_handlers_are_unconditional() {
     }
 }
 
+/// Escalation is the coordinator's policy (`[escalation]`, the playbook's
+/// tiers by default): it tells the on-call of a failed step and the leads,
+/// CTO and vendors as time passes, for every run. No built-in runbook
+/// escalates by hand with a notify step of its own.
+#[test]
+fn escalation_is_the_policy_not_a_step() {
+    for id in BUILTIN {
+        let rb = load(id);
+        for step in &rb.steps {
+            let text = step.with.get("text").and_then(|n| n.as_str()).unwrap_or_default();
+            assert!(
+                step.id != "escalate" && !(step.action == "notify" && text.contains("Escalate")),
+                "runbooks/{id}.yaml:{}: step \"{}\" escalates by hand: the escalation policy does that",
+                step.pos,
+                step.id
+            );
+        }
+    }
+}
+
 #[test]
 fn deferred_steps_wait_for_an_approval() {
     for id in BUILTIN {
@@ -318,7 +338,8 @@ fn every_branch_runs_to_the_end() {
 }
 
 /// A failing step with failure handlers runs them (their messages resolve
-/// without outputs of steps that never ran) and fails the run; a
+/// without outputs of steps that never ran) and fails the run; a step
+/// without (`on_failure: stop`, the default) fails the run too; a
 /// best-effort step (`on_failure: continue`) does not stop the recovery.
 #[test]
 fn failures_reach_their_handlers_and_best_effort_steps_are_tolerated() {
@@ -343,7 +364,13 @@ fn failures_reach_their_handlers_and_best_effort_steps_are_tolerated() {
                     assert_eq!(state.status, RunStatus::Succeeded, "{what}: a best-effort step stopped the run");
                     assert!(state.recovered_at.is_some(), "{what}: recovery was never recorded");
                 }
-                OnFailure::Stop => {}
+                OnFailure::Stop => {
+                    let (state, performed) = simulate(&rb, &[], &[step.id.as_str()]);
+                    // Manual gates perform nothing, so nothing fails them here.
+                    if performed.contains(&step.id) {
+                        assert_eq!(state.status, RunStatus::Failed, "{what}: the failure did not stop the run");
+                    }
+                }
             }
         }
     }

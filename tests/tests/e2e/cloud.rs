@@ -37,7 +37,7 @@ fn mongo_pitr_switches_the_app_to_the_restored_cluster() {
     let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
     assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
     assert_eq!(step(&v, "switch-env")["status"], "skipped", "{}", step_states(&v));
-    assert_ne!(step(&v, "escalate")["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(failed_steps(&v), Vec::<String>::new(), "{}", step_states(&v));
 
     // The run shows the connection string with a token for the password
     // (`password`: this one reads the same percent-encoded).
@@ -220,7 +220,9 @@ fn a_run_naming_credentials_the_coordinator_does_not_hold_is_refused_before_anyt
 
 #[test]
 fn mongo_pitr_escalates_when_atlas_fails_the_restore_job() {
-    let s = setup(Switch::Secret, |_| {});
+    let mut s = setup(Switch::Secret, |_| {});
+    // Kim is on call: the escalation policy tells her of a failed step.
+    s.on_call("kim", "/hooks/kim");
     s.atlas.fail_next_restore();
     let run = s.start(Switch::Secret);
     let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
@@ -235,14 +237,28 @@ fn mongo_pitr_escalates_when_atlas_fails_the_restore_job() {
         assert_ne!(step(&v, later)["status"], "succeeded", "{later} ran: {}", step_states(&v));
     }
 
-    // The escalation reached on-call.
-    let v = s.wait(&run, "escalation sent", 30, |v| step(v, "escalate")["status"] == "succeeded");
-    let hooks = s.pages();
-    assert_eq!(hooks.len(), 1, "{hooks:?}");
-    assert_eq!((hooks[0].method.as_str(), hooks[0].path.as_str()), ("POST", "/hooks/oncall"));
-    assert!(hooks[0].body.contains("mongo-pitr could not restore chat-prod"), "{}", hooks[0].body);
-    // The webhook is a secret param: not in the view.
+    // The failure stopped the run where it happened, and the escalation
+    // policy (not a step of the runbook) told the on-call, once.
+    assert_eq!(failed_steps(&v), vec!["wait-restore".to_string()], "{}", step_states(&v));
+    let notice = "@failed.wait-restore.1";
+    let v = s.wait(&run, "the failure's notice delivered", 30, |v| {
+        v["events"].as_array().is_some_and(|es| es.iter().any(|e| e["kind"] == "notified" && e["notice"] == notice))
+    });
+    let told: Vec<_> = s
+        .pages()
+        .into_iter()
+        .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&format!("{run}/{notice}/"))))
+        .collect();
+    assert_eq!(told.len(), 1, "{:?}", s.pages());
+    assert_eq!((told[0].method.as_str(), told[0].path.as_str()), ("POST", "/hooks/kim"));
+    let body: J = serde_json::from_str(&told[0].body).expect("the JSON webhook's body");
+    assert_eq!((body["topic"].as_str(), body["step"].as_str()), (Some("step_failed"), Some("wait-restore")), "{body}");
+    assert!(body["text"].as_str().is_some_and(|t| t.contains("Atlas marked it failed")), "{body}");
+    // Nothing went to the run's own webhook but its report summary.
+    assert!(s.pages().iter().all(|r| r.path != "/hooks/oncall"), "{:?}", s.pages());
+    // The webhooks are secret: not in the view.
     assert!(!v.to_string().contains("/hooks/oncall"), "the webhook URL is shown");
+    assert!(!v.to_string().contains("/hooks/kim"), "the on-call's webhook URL is shown");
 
     // Nothing was switched: the app still reads prod.
     assert_eq!(s.secret()["mongo_uri"], prod_uri(&s.prod));
@@ -547,7 +563,7 @@ fn dr_region_snapshots_restores_in_the_dr_region_and_switches_the_app() {
     let v = s.wait(&run, "finished", 60, |v| v["status"] != "running");
     assert_eq!(v["status"], "succeeded", "{}", step_states(&v));
     assert_eq!(step(&v, "switch-secret")["status"], "skipped", "{}", step_states(&v));
-    assert_ne!(step(&v, "escalate")["status"], "succeeded", "{}", step_states(&v));
+    assert_eq!(failed_steps(&v), Vec::<String>::new(), "{}", step_states(&v));
     assert!(!v["recovered_at_ms"].is_null());
 
     // A new on-demand snapshot was taken and that one (not an older one) restored.

@@ -244,6 +244,20 @@ impl Setup {
         })
     }
 
+    /// Makes `who` the on-call (the roster's only contact), reached by a
+    /// JSON webhook at `path` of the hook server; no `[escalation]`
+    /// section, so the playbook's policy applies. Restarts the coordinator
+    /// to read it.
+    pub(crate) fn on_call(&mut self, who: &str, path: &str) {
+        let file = self._dir.path().join(format!("{who}-hook.url"));
+        std::fs::write(&file, format!("{}\n", self.hook.url(path))).expect("webhook file");
+        self.cluster.extras.toml.push_str(&format!(
+            "\n[contacts.{who}]\nname = \"{who}\"\nroles = [\"on_call\"]\nwebhook_file = \"{}\"\n",
+            file.display()
+        ));
+        self.cluster.restart_coordinator();
+    }
+
     pub(crate) fn secret(&self) -> J {
         serde_json::from_str(&self.moto.secret_value(SECRET_ID)).expect("secret JSON")
     }
@@ -274,6 +288,17 @@ impl Setup {
         }
         self.cluster.assert_not_stored(run, &[CLIENT_SECRET, PROD_PASSWORD]);
     }
+}
+
+/// The steps a run view's events say failed (`step_failed`), in order:
+/// none means nobody had a failure to escalate.
+pub(crate) fn failed_steps(v: &J) -> Vec<String> {
+    let events = v["events"].as_array().map(Vec::as_slice).unwrap_or_default();
+    events
+        .iter()
+        .filter(|e| e["kind"] == "step_failed")
+        .map(|e| e["step"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
 pub(crate) fn port_of(m: &NxMongo) -> String {
