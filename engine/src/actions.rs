@@ -96,6 +96,16 @@ args! {
     RedisInstance { instance: String }
     RedisRestoreRdb { instance: String, #[serde(default)] backup: Option<String> }
     RedisInfo { instance: String, #[serde(default)] section: Option<String> }
+    /// What the Redis runbooks (redis-aof, redis-rdb) would find on the host
+    /// now, changing nothing: whether Redis answers and has the AOF on, the
+    /// AOF's manifest, its size against the free space, and the RDB backups
+    /// in `backup_dir` (none looked at without it) whose names match
+    /// `backup_pattern` (default `dump-*.rdb`), as `file.newest` finds them.
+    RedisReadiness {
+        instance: String,
+        #[serde(default)] backup_dir: Option<String>,
+        #[serde(default)] backup_pattern: Option<String>,
+    }
     RedisConfigSet { instance: String, parameter: String, value: String, #[serde(default)] persist: Option<bool> }
     RedisDeletePattern {
         instance: String, pattern: String, max_keys: u64,

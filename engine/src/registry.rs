@@ -200,6 +200,19 @@ registry! {
     "redis.ping"              => Runs::Agent,  false, ReadOnly,    read::<a::RedisInstance>,        ["pong"];
     "redis.dbsize"            => Runs::Agent,  false, ReadOnly,    read::<a::RedisInstance>,        ["keys"];
     "redis.info"              => Runs::Agent,  false, ReadOnly,    read::<a::RedisInfo>,            ["used_memory", "used_memory_human", "maxmemory", "maxmemory_policy", "instantaneous_ops_per_sec", "fields"];
+    "redis.readiness"         => Runs::Agent,  false, ReadOnly,    read::<a::RedisReadiness>,       [
+        "redis_up",          // bool: the instance answers
+        "aof_enabled",       // bool: appendonly, from Redis or (down) its config_file; absent if neither says
+        "aof_dir",           // string: data_dir + appenddirname, the directory redis.check_aof repairs
+        "manifest",          // string: ok, missing (no manifest file) or unreadable (does not parse)
+        "manifest_problem",  // string: what is wrong with the manifest, with its line; empty when ok
+        "missing_files",     // list of strings: base and incr files the manifest names that do not exist
+        "aof_bytes",         // int: bytes in the AOF directory, what the repair's copy aside needs
+        "free_bytes",        // int: bytes free to the agent's user on the AOF directory's file system
+        "rdb_backups",       // int: files matching backup_pattern in backup_dir (absent without backup_dir)
+        "newest_rdb",        // string: the newest of them, as file.newest picks it (absent if none)
+        "newest_rdb_age_s",  // int: its age in seconds, from its mtime (absent if none)
+    ];
     "redis.config_set"        => Runs::Agent,  false, Changes,     read::<a::RedisConfigSet>,       ["previous"];
     "redis.delete_pattern"    => Runs::Agent,  false, Destructive, read::<a::RedisDeletePattern>,   ["matched", "deleted"];
     "file.copy"               => Runs::Agent,  false, Destructive, read::<a::FileCopy>,             ["sha256", "bytes"];

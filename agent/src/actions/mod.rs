@@ -65,7 +65,8 @@ fn handler(action: &str) -> Option<Handler> {
         | "redis.config_set"
         | "redis.delete_pattern"
         | "redis.check_aof"
-        | "redis.restore_rdb" => Handler::Redis,
+        | "redis.restore_rdb"
+        | "redis.readiness" => Handler::Redis,
         "file.copy" => Handler::FileCopy,
         "file.newest" => Handler::FileNewest,
         _ => return None,

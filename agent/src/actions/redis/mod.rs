@@ -1,6 +1,7 @@
 //! Redis actions: `redis.ping`, `redis.dbsize`, `redis.info`,
-//! `redis.config_set`, `redis.delete_pattern`, `redis.check_aof` and
-//! `redis.restore_rdb`, on an instance the allowlist names.
+//! `redis.config_set`, `redis.delete_pattern`, `redis.check_aof`,
+//! `redis.restore_rdb` and `redis.readiness`, on an instance the allowlist
+//! names.
 //!
 //! The two destructive ones follow the Redis 7 facts in
 //! `shared/reference/redis7.md`:
@@ -27,6 +28,8 @@
 //! - `backup`: the copies made before anything is repaired or replaced.
 //! - `aof`: `check_aof`.
 //! - `rdb`: `restore_rdb`.
+//! - `manifest`: the Redis 7 AOF manifest, read as Redis reads it.
+//! - `readiness`: `readiness`, what the two runbooks would find, read only.
 
 pub mod aof;
 mod backup;
@@ -34,8 +37,10 @@ mod config;
 mod conn;
 mod error;
 mod keys;
+mod manifest;
 pub mod rdb;
 mod read;
+mod readiness;
 #[cfg(test)]
 pub mod testkit;
 
@@ -66,6 +71,10 @@ pub async fn perform(action: &str, inst: &Redis, args: &Value, ctx: &Ctx<'_>) ->
         }
         "redis.check_aof" => aof::check(inst, ctx).await,
         "redis.restore_rdb" => rdb::restore(inst, arg_opt_str(args, "backup"), ctx).await,
+        "redis.readiness" => {
+            let pattern = arg_opt_str(args, "backup_pattern").unwrap_or(readiness::DEFAULT_BACKUP_PATTERN);
+            readiness::readiness(inst, arg_opt_str(args, "backup_dir"), pattern, ctx).await
+        }
         other => Err(Error::NotRedis(other.to_string())),
     }
 }
