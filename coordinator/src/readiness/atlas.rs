@@ -49,10 +49,9 @@ pub fn not_checked(configured: bool, need: &ClusterNeed) -> Check {
 /// service account is named as such; no secret is ever in the text.
 pub fn read_failure(atlas: &Atlas, e: &Error) -> (String, String) {
     match e {
-        Error::Credentials { status, hint } => (
-            format!("Atlas authentication failed (HTTP {status})"),
-            atlas.scrub(format!("check the API key / service account in [atlas]: {hint}")),
-        ),
+        Error::Credentials { status, hint } => {
+            (format!("Atlas authentication failed (HTTP {status})"), atlas.scrub(auth_fix(hint)))
+        }
         other => (
             atlas.scrub(other.to_string()),
             "check that the coordinator reaches Atlas ([atlas] base_url) and that the project id and cluster \
@@ -60,6 +59,14 @@ pub fn read_failure(atlas: &Atlas, e: &Error) -> (String, String) {
                 .to_string(),
         ),
     }
+}
+
+/// The fix of a refused key or service account, with the client's hint
+/// (which names the key or client id and the secret's file, never the
+/// secret).
+pub fn auth_fix(hint: &str) -> String {
+    let hint = hint.strip_prefix("check ").unwrap_or(hint);
+    format!("check the API key / service account in [atlas]: {hint}")
 }
 
 /// The checks of one cluster.
@@ -175,7 +182,7 @@ pub fn window(need: &ClusterNeed, days: Option<f64>, rpo: Option<Duration>) -> C
         return check(subject, Status::Warn, "Atlas gave no restoreWindowDays", "known", fix("the RPO"));
     };
     let window = Duration::from_secs_f64(days * 86_400.0);
-    let measured = format!("{days} days");
+    let measured = if days == 1.0 { "1 day".to_string() } else { format!("{days} days") };
     let Some(rpo) = rpo else {
         return check(subject, Status::Ok, measured, "the runbook declares no RPO", "");
     };

@@ -53,7 +53,7 @@ pub async fn atlas_auth(atlas: Option<&Atlas>, project: &str) -> (Check, bool) {
                 Status::Fail,
                 format!("Atlas authentication failed (HTTP {status})"),
                 limit,
-                atlas.scrub(format!("check the API key / service account in [atlas]: {hint}")),
+                atlas.scrub(super::atlas::auth_fix(&hint)),
             ),
             false,
         ),
@@ -207,6 +207,22 @@ pub fn login_subject(need: &LoginNeed) -> String {
         LoginNeed::Atlas { project, cluster, credential: None, .. } => format!("mongo login on {project}/{cluster}"),
         LoginNeed::Uri { uri, .. } => format!("mongo login on {}", hosts_of(uri)),
     }
+}
+
+/// The login of a cluster whose project's Atlas calls are refused: its
+/// connection string cannot be read.
+pub fn login_not_checked(need: &LoginNeed) -> Check {
+    let project = match need {
+        LoginNeed::Atlas { project, .. } => project.as_str(),
+        LoginNeed::Uri { .. } => "",
+    };
+    check(
+        login_subject(need),
+        Status::Warn,
+        "not checked: Atlas refused or failed the project's calls, so the connection string is unknown",
+        "connect and ping with the credential the coordinator holds",
+        format!("fix the check \"{}\" first", atlas_auth_subject(project)),
+    )
 }
 
 /// The coordinator's credential logs in to MongoDB: connect and ping.

@@ -179,7 +179,12 @@ pub async fn cloud_checks(
     let logins = async {
         let mut v = Vec::new();
         for need in &needs.logins {
-            v.push(integrations::login(deps, need).await);
+            match need {
+                LoginNeed::Atlas { project, .. } if deps.atlas.is_some() && !usable.contains(project) => {
+                    v.push(integrations::login_not_checked(need));
+                }
+                _ => v.push(integrations::login(deps, need).await),
+            }
         }
         v
     };
